@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from claims_db.codebook import CATEGORIES
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,15 +26,6 @@ from pydantic import (
 
 CONFIG_ENV = "CLINICWATCH_CONFIG"
 DEFAULT_CONFIG_NAME = "clinicwatch.yaml"
-CATEGORIES = (
-    "efficacy_promise",
-    "registry_endorsement",
-    "safety_claim",
-    "anti_aging",
-    "testimonial",
-    "price",
-    "scientific_authority",
-)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
