@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from claims_db.codebook import CATEGORIES
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from claims_db.codebook import CATEGORIES
 
 CONFIG_ENV = "CLINICWATCH_CONFIG"
 DEFAULT_CONFIG_NAME = "clinicwatch.yaml"
@@ -132,9 +133,7 @@ class SubscriberConfig(_Strict):
     def _known_categories(cls, value: list[str] | None) -> list[str] | None:
         for category in value or []:
             if category not in CATEGORIES:
-                raise ValueError(
-                    f"unknown category {category!r} (known: {', '.join(CATEGORIES)})"
-                )
+                raise ValueError(f"unknown category {category!r} (known: {', '.join(CATEGORIES)})")
         return value
 
 
@@ -235,7 +234,9 @@ def config_from_dict(data: Any, path: Path | str = "<config>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must be a YAML mapping (key: value), not {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the file must be a YAML mapping (key: value), not {type(data).__name__}"
+        )
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

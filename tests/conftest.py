@@ -70,7 +70,7 @@ class SmtpRecorder:
     def __init__(self) -> None:
         self.messages: list[dict[str, object]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(
             {
                 "from": envelope.mail_from,
@@ -108,7 +108,9 @@ def postgres_url() -> Iterator[str]:
     psycopg = pytest.importorskip("psycopg")
     name = f"cw_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
+        admin = psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+        )
     except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
         pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not answering: {exc}")
     with admin:
