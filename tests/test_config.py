@@ -119,3 +119,10 @@ def test_smtp_password_comes_from_the_environment_only(tmp_path, monkeypatch):
     broken = write(tmp_path, GOOD.replace("password_env", "password"))
     with pytest.raises(ConfigError, match=r"alerts.smtp.password: unknown key"):
         load_config(broken)
+
+
+def test_the_example_config_is_valid():
+    example = Path(__file__).parents[1] / "config" / "clinicwatch.example.yaml"
+    cfg = load_config(example)
+    assert [s.name for s in cfg.sites] == ["aurora", "sakura"]
+    assert cfg.alerts.subscribers[1].categories == ["registry_endorsement", "efficacy_promise"]
