@@ -20,10 +20,16 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Leave tables that others own alone (APScheduler's job store lives in the same database)."""
+    return not (type_ == "table" and reflected and name not in target_metadata.tables)
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=True,
         compare_type=True,
     )
