@@ -227,12 +227,23 @@ def record_crawl(
 def observe(
     session: Session, extractor, snapshots: Iterable[Snapshot], lang_hint: str | None
 ) -> list[PageObservation]:
-    """Claims of each good snapshot, once per final URL (a redirect and its target are one page)."""
+    """Claims of each good snapshot, once per document.
+
+    A redirect and its target, or ``/`` and ``/index.html`` serving identical bytes, are one
+    document; it is read as the page discovered first, so the choice is stable across checks.
+    """
+    chosen: dict[str, Snapshot] = {}
+    for snap in snapshots:
+        if snap.content_sha256 is None:
+            continue
+        other = chosen.get(snap.content_sha256)
+        if other is None or snap.page_id < other.page_id:
+            chosen[snap.content_sha256] = snap
     seen_urls: set[str] = set()
     out: list[PageObservation] = []
-    for snap in snapshots:
+    for snap in sorted(chosen.values(), key=lambda s: s.page_id):
         final = snap.final_url or snap.page.url
-        if final in seen_urls or snap.content_sha256 is None:
+        if final in seen_urls:
             continue
         seen_urls.add(final)
         claims = claims_of_content(session, extractor, snap, lang_hint)

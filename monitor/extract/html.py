@@ -1,0 +1,249 @@
+"""HTML → visible text blocks, each with the page region it stood in.
+
+lxml builds the tree (bs4's tree is about ten times slower on real pages); bs4's `UnicodeDammit`
+decodes bytes only when the crawler's `decode_html` is not available. Scripts, styles, forms,
+navigation menus and cookie banners are skipped; header, footer and sidebar text is kept but marked
+as site chrome, since a claim there is a claim of the whole site.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+from monitor.extract.text import clean_block
+
+_SKIPPED_TAGS = frozenset(
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+        "nav",
+        "form",
+        "select",
+        "button",
+        "iframe",
+        "object",
+        "head",
+        "textarea",
+        "datalist",
+        "dialog",
+        "canvas",
+        "video",
+        "audio",
+        "map",
+    ]
+)
+_BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "td",
+        "th",
+        "tr",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "caption",
+        "blockquote",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "aside",
+        "figure",
+        "figcaption",
+        "pre",
+        "address",
+        "fieldset",
+        "details",
+        "summary",
+        "hr",
+        "br",
+        "body",
+        "center",
+    ]
+)
+_CHROME_TAGS = {"header": "header", "footer": "footer", "aside": "aside"}
+_CHROME_ROLES = {"banner": "header", "contentinfo": "footer", "complementary": "aside"}
+_SKIPPED_ROLES = frozenset({"navigation", "menu", "menubar", "search", "dialog"})
+# Whole class/id tokens that name site chrome ("site-header", "sidebar", "footer-widgets" …).
+_CHROME_NAME = re.compile(
+    r"(?:^|[\s_-])(header|masthead|footer|sidebar|banner|widgets?|topbar)(?:$|[\s_-])", re.I
+)
+_SKIPPED_NAME = re.compile(
+    r"cookie|consent|gdpr|(?:^|[\s_-])(nav|navbar|navigation|menu|menubar|breadcrumbs?|"
+    r"skip-link|share|social|pagination)(?:$|[\s_-])",
+    re.I,
+)
+_CONTENT_TAGS = frozenset({"article", "main"})
+
+
+@dataclass(frozen=True)
+class Block:
+    """The visible text of one block-level element."""
+
+    text: str
+    location: str = "main"
+    chrome: bool = False
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Page:
+    """A parsed page: its blocks and the language its markup declares."""
+
+    blocks: list[Block]
+    declared_lang: str | None = None
+
+
+def decode_body(body: bytes, content_type: str | None = None) -> str:
+    """Bytes → text with the crawler's decoder, or bs4's `UnicodeDammit` until it exists."""
+    try:
+        from crawler.encoding import decode_html
+    except ImportError:
+        from bs4 import UnicodeDammit
+
+        charset = _charset(content_type)
+        dammit = UnicodeDammit(body, known_definite_encodings=[charset] if charset else [])
+        return dammit.unicode_markup or body.decode("utf-8", errors="replace")
+    return decode_html(body, content_type)[0]
+
+
+def _charset(content_type: str | None) -> str | None:
+    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type or "", re.I)
+    return match.group(1) if match else None
+
+
+def parse_page(html: str) -> Page:
+    """Parse HTML text into blocks; broken markup is repaired, never fatal."""
+    # lxml refuses str input that declares an encoding, and NUL bytes end its input early.
+    data = html.replace("\x00", "").encode("utf-8", errors="replace")
+    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        root = None
+    if root is None:
+        return Page([])
+    return Page(_BlockCollector().collect(root), _declared_lang(root))
+
+
+def _declared_lang(root: etree._Element) -> str | None:
+    lang = (
+        root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
+    ).lower()
+    return lang[:2] if lang[:2] in ("en", "ja", "zh") else None
+
+
+class _BlockCollector:
+    """Walks the tree once, gathering text into blocks at block-level boundaries."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.parts: list[str] = []
+        self.regions: list[str] = ["main"]
+        self.content_depth = 0
+        self.name_cache: dict[str, tuple[bool, str | None]] = {}
+
+    def collect(self, root: etree._Element) -> list[Block]:
+        walker = etree.iterwalk(root, events=("start", "end"))
+        opened: list[tuple[etree._Element, str | None, bool]] = []
+        for event, element in walker:
+            tag = element.tag if isinstance(element.tag, str) else ""
+            if event == "start":
+                region, skip = self._classify(element, tag)
+                opened.append((element, region, skip))
+                if skip:
+                    walker.skip_subtree()
+                    continue
+                self._open(tag, region)
+                if element.text:
+                    self.parts.append(element.text)
+            else:
+                _, region, skip = opened.pop()
+                if not skip:
+                    self._close(tag, region)
+                if element.tail:
+                    self.parts.append(element.tail)
+        self._flush()
+        return self.blocks
+
+    def _classify(self, element: etree._Element, tag: str) -> tuple[str | None, bool]:
+        """(chrome region this element opens or None, whether to skip its subtree)."""
+        if not tag or tag.lower() in _SKIPPED_TAGS:
+            return None, True
+        tag = tag.lower()
+        role = (element.get("role") or "").lower()
+        skipped_name, chrome_name = self._names(element)
+        if role in _SKIPPED_ROLES or skipped_name:
+            return None, True
+        if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+            return None, True
+        if tag in _CHROME_TAGS and self.content_depth == 0:
+            return _CHROME_TAGS[tag], False
+        if role in _CHROME_ROLES:
+            return _CHROME_ROLES[role], False
+        if chrome_name and self.content_depth == 0:
+            return chrome_name, False
+        return None, False
+
+    def _names(self, element: etree._Element) -> tuple[bool, str | None]:
+        """(id/class marks navigation or a cookie banner, chrome region the id/class names);
+        cached, since a page repeats the same few class names thousands of times."""
+        names = f"{element.get('id') or ''} {element.get('class') or ''}"
+        cached = self.name_cache.get(names)
+        if cached is None:
+            match = _CHROME_NAME.search(names) if names != " " else None
+            region = match.group(1).lower() if match else None
+            if region in ("sidebar", "widget", "widgets"):
+                region = "aside"
+            skipped = names != " " and _SKIPPED_NAME.search(names) is not None
+            cached = self.name_cache[names] = (skipped, region)
+        return cached
+
+    def _open(self, tag: str, region: str | None) -> None:
+        tag = tag.lower()
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if region:
+            self.regions.append(region)
+        if tag in _CONTENT_TAGS:
+            self.content_depth += 1
+
+    def _close(self, tag: str, region: str | None) -> None:
+        tag = tag.lower()
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if region:
+            self.regions.pop()
+        if tag in _CONTENT_TAGS:
+            self.content_depth -= 1
+
+    def _flush(self) -> None:
+        if not self.parts:
+            return
+        text = clean_block("".join(self.parts))
+        self.parts = []
+        if text:
+            region = self.regions[-1]
+            self.blocks.append(Block(text, region, region != "main", len(self.blocks)))

@@ -1,0 +1,155 @@
+"""Matchers: the small pattern kinds a rule file may use (``lexicon``, ``near``, ``regex``).
+
+Each kind is a subclass that registers itself by its `kind`, the way urlwatch filters do; its
+`Params` model (``extra="forbid"``) declares what the rule file may say, so a typo is an error.
+Every matcher compiles to one regular expression once, and matches lower-cased sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class MatcherError(ValueError):
+    """A matcher spec that cannot be compiled; the rule loader adds the file and rule id."""
+
+
+class Matcher:
+    """Base class: finds the trigger span of a rule in a sentence."""
+
+    kinds: ClassVar[dict[str, type[Matcher]]] = {}
+    kind: ClassVar[str]
+    # The parameter a bare value stands for: `{regex: "..."}` means `{regex: {pattern: "..."}}`.
+    shorthand: ClassVar[str]
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            Matcher.kinds[cls.kind] = cls
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+        try:
+            self.pattern = re.compile(self.build_pattern())
+        except re.error as exc:
+            raise MatcherError(f"invalid regular expression: {exc}") from None
+
+    def build_pattern(self) -> str:
+        """The regular expression this matcher stands for."""
+        raise NotImplementedError
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first trigger in `text`, or None."""
+        return self.pattern.search(text)
+
+    @classmethod
+    def documentation(cls) -> str:
+        """``kind - docstring`` for every registered kind (for docs and error messages)."""
+        return "\n".join(f"{k} - {m.__doc__}" for k, m in sorted(cls.kinds.items()))
+
+
+def _terms_pattern(terms: list[str]) -> str:
+    """An alternation of literal terms, longest first; ASCII words get word boundaries."""
+    parts = []
+    for term in sorted(set(terms), key=len, reverse=True):
+        body = re.escape(term.lower())
+        if term[:1].isascii() and term[:1].isalnum():
+            body = r"\b" + body
+        if term[-1:].isascii() and term[-1:].isalnum():
+            body += r"\b"
+        parts.append(body)
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _part_pattern(part: str | list[str]) -> str:
+    """A `near` side: a list is a lexicon, a string a regular expression."""
+    return _terms_pattern(part) if isinstance(part, list) else f"(?:{part})"
+
+
+class LexiconMatcher(Matcher):
+    """Any of a list of literal terms (case-insensitive; whole words for Latin script)."""
+
+    kind = "lexicon"
+    shorthand = "terms"
+
+    class Params(Matcher.Params):
+        terms: list[str] = Field(min_length=1)
+
+        @field_validator("terms")
+        @classmethod
+        def _no_empty(cls, value: list[str]) -> list[str]:
+            if any(not t.strip() for t in value):
+                raise ValueError("terms must not be empty strings")
+            return value
+
+    def build_pattern(self) -> str:
+        return _terms_pattern(self.params.terms)
+
+
+class RegexMatcher(Matcher):
+    """A regular expression (Python syntax) over the lower-cased sentence."""
+
+    kind = "regex"
+    shorthand = "pattern"
+
+    class Params(Matcher.Params):
+        pattern: str = Field(min_length=1)
+
+    def build_pattern(self) -> str:
+        return self.params.pattern
+
+
+class NearMatcher(Matcher):
+    """Two parts (lexicon lists or regexes) at most `within` characters apart, in either order
+    unless `ordered` is true; the trigger spans both."""
+
+    kind = "near"
+    shorthand = "a"
+
+    class Params(Matcher.Params):
+        a: str | list[str]
+        b: str | list[str]
+        within: int = Field(default=40, ge=0, le=200)
+        ordered: bool = False
+
+    def build_pattern(self) -> str:
+        a, b = _part_pattern(self.params.a), _part_pattern(self.params.b)
+        gap = f".{{0,{self.params.within}}}?"
+        forward = f"{a}{gap}{b}"
+        return forward if self.params.ordered else f"{forward}|{b}{gap}{a}"
+
+
+def build_matcher(spec: Any) -> Matcher:
+    """Compile ``{kind: params}`` (params a mapping, or the kind's shorthand value)."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise MatcherError(
+            f"a matcher is a mapping with one key, its kind (known: {', '.join(sorted(Matcher.kinds))})"
+        )
+    ((kind, value),) = spec.items()
+    cls = Matcher.kinds.get(kind)
+    if cls is None:
+        raise MatcherError(f"unknown matcher {kind!r} (known: {', '.join(sorted(Matcher.kinds))})")
+    if not isinstance(value, dict):
+        value = {cls.shorthand: value}
+    try:
+        params = cls.Params.model_validate(value)
+    except Exception as exc:  # pydantic's ValidationError, reworded for the rule author
+        raise MatcherError(f"{kind}: {_first_error(exc)}") from None
+    return cls(params)
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    first = errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{where}: unknown parameter (check the spelling)"
+    return f"{where}: {first['msg']}"

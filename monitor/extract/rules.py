@@ -1,0 +1,272 @@
+"""Rule files: config/rules/<lang>.yaml and attributes.yaml, validated and compiled once.
+
+A rule file says, for one language: the anchor words that gate the (slower) rules, the hedge cues,
+the negation cues, the exclusions that drop text not in the publisher's voice, and the rules
+themselves. Every problem is one `ConfigError` naming the file and the rule, e.g.
+``config/rules/ja.yaml: rule ja.registry.mhlw_filed: unknown matcher 'regexp' (known: lexicon, near, regex)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from claims_db.codebook import CATEGORIES
+from monitor.config import ConfigError
+from monitor.extract.matchers import Matcher, MatcherError, build_matcher
+
+# Bump the release when the extractor's code changes what the same rules find.
+RULES_RELEASE = "2026.11.1"
+LANGUAGES = ("en", "ja", "zh")
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExampleSpec(_Strict):
+    """A sentence the rule must (``expect: <category>``) or must not (``expect: null``) find."""
+
+    text: str = Field(min_length=1)
+    expect: str | None
+
+
+class RuleSpec(_Strict):
+    """One rule as written in the file."""
+
+    id: str = Field(pattern=r"^[a-z]{2}\.[a-z0-9_.]+$")
+    category: str
+    match: dict[str, Any]
+    unless: dict[str, Any] | None = None
+    confidence: float = Field(default=0.85, gt=0, le=1)
+    negatable: bool = True
+    attributes: dict[str, Any] = {}
+    examples: list[ExampleSpec] = Field(min_length=2)
+
+    @field_validator("category")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CATEGORIES:
+            raise ValueError(f"unknown category {value!r} (known: {', '.join(CATEGORIES)})")
+        return value
+
+
+class ExclusionSpec(_Strict):
+    """Text that is not the publisher's claim: reported speech, disclaimers, the law explained."""
+
+    id: str
+    applies_to: list[str] = ["*"]
+    match: dict[str, Any]
+    unless: dict[str, Any] | None = None
+
+
+class NegationSpec(_Strict):
+    """Cues that negate a trigger when found just before (or, in Japanese, just after) it."""
+
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    window: int = Field(default=40, ge=1, le=200)
+
+
+class LanguageFileSpec(_Strict):
+    """A whole config/rules/<lang>.yaml."""
+
+    lang: str
+    anchors: list[str] = Field(min_length=1)
+    hedges: dict[str, Any]
+    negation: NegationSpec = NegationSpec()
+    exclusions: list[ExclusionSpec] = []
+    rules: list[RuleSpec]
+
+
+@dataclass
+class Rule:
+    """A compiled rule."""
+
+    id: str
+    category: str
+    matcher: Matcher
+    unless: Matcher | None
+    confidence: float
+    negatable: bool
+    attributes: dict[str, Any]
+    examples: list[ExampleSpec]
+
+
+@dataclass
+class Exclusion:
+    """A compiled exclusion; `categories` is None for all categories."""
+
+    id: str
+    categories: frozenset[str] | None
+    matcher: Matcher
+    unless: Matcher | None
+
+    def applies(self, category: str) -> bool:
+        """Whether this exclusion can drop a claim of `category`."""
+        return self.categories is None or category in self.categories
+
+
+@dataclass
+class LanguageRules:
+    """Everything the extractor needs for one language."""
+
+    lang: str
+    anchors: tuple[str, ...]
+    hedges: Matcher
+    negation_before: Matcher | None
+    negation_after: Matcher | None
+    negation_window: int
+    exclusions: list[Exclusion]
+    rules: list[Rule]
+    path: Path = field(default_factory=Path)
+
+
+def rules_version(rules_dir: Path) -> str:
+    """``<release>+<8 hex>``: the hash covers every rule file, so any edit changes the version."""
+    digest = hashlib.sha256()
+    for path in sorted(rules_dir.glob("*.yaml")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return f"{RULES_RELEASE}+{digest.hexdigest()[:8]}"
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; unreadable or invalid files become `ConfigError`."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: rule file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_language(path: Path) -> LanguageRules:
+    """Validate and compile one language's rule file."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a rule file is a mapping with lang, anchors, hedges, rules")
+    _check_rule_ids(path, data.get("rules"))
+    try:
+        spec = LanguageFileSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, data, exc)) from None
+    anchors = tuple(a.lower() for a in spec.anchors)
+    rules = [_compile_rule(path, rule, anchors) for rule in spec.rules]
+    _check_unique(path, [r.id for r in rules])
+    return LanguageRules(
+        lang=spec.lang,
+        anchors=anchors,
+        hedges=_compile(path, "hedges", spec.hedges),
+        negation_before=_compile_optional(path, "negation.before", spec.negation.before),
+        negation_after=_compile_optional(path, "negation.after", spec.negation.after),
+        negation_window=spec.negation.window,
+        exclusions=[_compile_exclusion(path, e) for e in spec.exclusions],
+        rules=rules,
+        path=path,
+    )
+
+
+def _check_rule_ids(path: Path, rules: Any) -> None:
+    if not isinstance(rules, list):
+        raise ConfigError(f"{path}: rules: a list of rules is required")
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict) or not isinstance(rule.get("id"), str):
+            raise ConfigError(f"{path}: rules[{i}]: every rule needs an id")
+
+
+def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ".".join(str(p) for p in loc)
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            rule_id = data["rules"][loc[1]]["id"]
+            where = f"rule {rule_id}: " + ".".join(str(p) for p in loc[2:])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling)"
+        lines.append(f"{path}: {where.rstrip(': ')}: {message}")
+    return "\n".join(lines)
+
+
+def _compile(path: Path, where: str, spec: dict[str, Any]) -> Matcher:
+    try:
+        return build_matcher(spec)
+    except MatcherError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None
+
+
+def _compile_optional(path: Path, where: str, spec: dict[str, Any] | None) -> Matcher | None:
+    return None if spec is None else _compile(path, where, spec)
+
+
+def _compile_rule(path: Path, spec: RuleSpec, anchors: tuple[str, ...]) -> Rule:
+    where = f"rule {spec.id}"
+    for example in spec.examples:
+        if example.expect not in (None, spec.category):
+            raise ConfigError(
+                f"{path}: {where}: example expects {example.expect!r}; "
+                f"use the rule's category {spec.category!r} or null"
+            )
+        lowered = example.text.lower()
+        if example.expect and not any(a in lowered for a in anchors):
+            raise ConfigError(
+                f"{path}: {where}: example {example.text!r} contains none of the file's anchors; "
+                "add its key word to anchors (rules only run on sentences with an anchor)"
+            )
+    if not any(e.expect for e in spec.examples) or all(e.expect for e in spec.examples):
+        raise ConfigError(f"{path}: {where}: give at least one positive and one null example")
+    return Rule(
+        id=spec.id,
+        category=spec.category,
+        matcher=_compile(path, where, spec.match),
+        unless=_compile_optional(path, f"{where}: unless", spec.unless),
+        confidence=spec.confidence,
+        negatable=spec.negatable,
+        attributes=spec.attributes,
+        examples=spec.examples,
+    )
+
+
+def _compile_exclusion(path: Path, spec: ExclusionSpec) -> Exclusion:
+    where = f"exclusion {spec.id}"
+    unknown = [c for c in spec.applies_to if c != "*" and c not in CATEGORIES]
+    if unknown:
+        raise ConfigError(f"{path}: {where}: unknown category {unknown[0]!r}")
+    categories = None if "*" in spec.applies_to else frozenset(spec.applies_to)
+    return Exclusion(
+        id=spec.id,
+        categories=categories,
+        matcher=_compile(path, where, spec.match),
+        unless=_compile_optional(path, f"{where}: unless", spec.unless),
+    )
+
+
+def _check_unique(path: Path, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for rule_id in ids:
+        if rule_id in seen:
+            raise ConfigError(f"{path}: rule {rule_id}: the id is used twice")
+        seen.add(rule_id)
+
+
+def load_rules(rules_dir: Path) -> dict[str, LanguageRules]:
+    """Every language file present in `rules_dir` (en.yaml, ja.yaml, zh.yaml)."""
+    if not rules_dir.is_dir():
+        raise ConfigError(f"{rules_dir}: rules folder not found")
+    found = {lang: rules_dir / f"{lang}.yaml" for lang in LANGUAGES}
+    loaded = {lang: load_language(p) for lang, p in found.items() if p.exists()}
+    if not loaded:
+        raise ConfigError(f"{rules_dir}: no rule files (expected en.yaml, ja.yaml, zh.yaml)")
+    return loaded

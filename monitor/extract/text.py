@@ -1,0 +1,215 @@
+"""Text helpers: the claim key, per-block language detection and sentence splitting.
+
+Everything here is linear in the input: the regular expressions are character classes or bounded
+alternations, so adversarial text cannot make them backtrack.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+_SPACES = re.compile(r"\s+")
+# Punctuation and symbols are folded away from the key; letters, digits, CJK and % stay.
+_PUNCT = re.compile(r"[^\w%$€£¥]+")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Simplified characters that Japanese never writes: their presence settles Han-only text as Chinese.
+_SIMPLIFIED_ONLY = re.compile(
+    "[们这为说时对发经过还进么样现动关开问门见实东车书设级产员觉务专业乐买亲众优传伤侧儿养军决况"
+    "净创办劳势华单卖卫却历压变听响图团园围场坏块报处备复头夺宁宝审导层币师带帮张强录归彻恶战执"
+    "扩扫护择换损摆携数无旧显术杀杂权极构标树样桥检欢气汉汤沟没泽洁济热爱独环电疗皱盐监盘础确种"
+    "积笔简类红纪约纯纸线组细织终绍结给绝统继续维综绿缓编网罗职联肤胁脑脸药艺节获营虽补观规视览"
+    "计认讨让训议记讲许论证评识诉诊词试询该详语误请读课调谈谢质购费资赛轮软轻较辑输边迁运这远违"
+    "连迟适选递邮释钟钱铁银锁闭间闻阅队阶际陆陈随险隐难须顾领频题额风飞饭馆验鲜鸡齐龄龙]"
+)
+_LATIN = re.compile(r"[A-Za-z]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Function words frequent in any English text; a long Latin block without them is another language.
+_ENGLISH_WORDS = frozenset(
+    [
+        "the",
+        "and",
+        "of",
+        "to",
+        "in",
+        "is",
+        "are",
+        "we",
+        "our",
+        "you",
+        "your",
+        "with",
+        "for",
+        "that",
+        "this",
+        "it",
+        "be",
+        "can",
+        "on",
+        "by",
+        "at",
+        "from",
+        "as",
+        "have",
+        "has",
+        "was",
+        "were",
+        "will",
+        "not",
+        "or",
+        "an",
+    ]
+)
+_ENGLISH_ABBREVIATIONS = frozenset(
+    [
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "st",
+        "no",
+        "vs",
+        "etc",
+        "approx",
+        "inc",
+        "ltd",
+        "co",
+        "fig",
+        "dept",
+        "jr",
+        "sr",
+        "e.g",
+        "i.e",
+        "u.s",
+        "u.k",
+        "mt",
+        "ph.d",
+        "m.d",
+        "a.m",
+        "p.m",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    ]
+)
+_EN_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
+_CJK_END = re.compile(r"[。！？!?]+[」』）)”’]*|\n")
+_MAX_SENTENCE = 600
+
+
+def normalise_sentence(text: str) -> str:
+    """The claim key: NFKC, case-folded, punctuation and whitespace folded, digits kept.
+
+    Two renderings of one sentence (full-width digits, curly quotes, extra spaces, a trailing
+    full stop) give the same key.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACES.sub(" ", _PUNCT.sub(" ", folded)).strip()
+
+
+def clean_block(text: str) -> str:
+    """NFKC-normalise a block and collapse runs of spaces (line breaks are kept as one ``\\n``)."""
+    text = unicodedata.normalize("NFKC", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def detect_language(text: str, hint: str | None = None) -> str | None:
+    """``ja`` for kana, ``zh`` for Han without kana, ``en`` for English; None for anything else.
+
+    `hint` (the page's or site's language) breaks ties: short Han-only text on a Japanese page is
+    Japanese (headings such as 「料金表」 carry no kana).
+    """
+    if _KANA.search(text):
+        if _mostly_latin(text, _KANA):
+            return _latin_language(text, hint)
+        return "ja"
+    if _HAN.search(text):
+        if _mostly_latin(text, _HAN):
+            return _latin_language(text, hint)
+        if hint == "ja" and len(text) <= 40 and not _SIMPLIFIED_ONLY.search(text):
+            return "ja"
+        return "zh"
+    if _LATIN.search(text):
+        return _latin_language(text, hint)
+    return None
+
+
+def _mostly_latin(text: str, script: re.Pattern[str]) -> bool:
+    """An English sentence quoting one Japanese word is still English."""
+    return len(_LATIN.findall(text)) > 4 * len(script.findall(text))
+
+
+def _latin_language(text: str, hint: str | None) -> str | None:
+    """English unless a longer text has too few English function words (German, French …)."""
+    words = _LATIN_WORD.findall(text)
+    if len(words) < 12 or hint == "en":
+        return "en"
+    english = sum(1 for w in words if w.lower() in _ENGLISH_WORDS)
+    return "en" if english * 12 >= len(words) else None
+
+
+def split_sentences(text: str, lang: str) -> Iterator[tuple[int, int]]:
+    """(start, end) offsets of the sentences of a block, whitespace trimmed."""
+    ends = _CJK_END if lang in ("ja", "zh") else _EN_END
+    start = 0
+    for match in ends.finditer(text):
+        if lang == "en" and _is_abbreviation(text, match.start()):
+            continue
+        yield from _trimmed_pieces(text, start, match.end())
+        start = match.end()
+    yield from _trimmed_pieces(text, start, len(text))
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """A full stop after "Dr", "e.g" or a lone initial does not end an English sentence."""
+    if text[dot] != ".":
+        return False
+    word_start = dot
+    while word_start > 0 and not text[word_start - 1].isspace() and dot - word_start < 8:
+        word_start -= 1
+    word = text[word_start:dot].lstrip("(\"'").lower()
+    return word in _ENGLISH_ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def _trimmed_pieces(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """One sentence, trimmed; an overlong run without punctuation is cut at spaces."""
+    for line_start, line_end in _lines(text, start, end):
+        while line_end - line_start > _MAX_SENTENCE:
+            cut = text.rfind(" ", line_start + _MAX_SENTENCE // 2, line_start + _MAX_SENTENCE)
+            cut = cut if cut > 0 else line_start + _MAX_SENTENCE
+            yield from _strip(text, line_start, cut)
+            line_start = cut
+        yield from _strip(text, line_start, line_end)
+
+
+def _lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """A line break ends a sentence in every language (list items, headings)."""
+    while True:
+        newline = text.find("\n", start, end)
+        if newline < 0:
+            yield start, end
+            return
+        yield start, newline
+        start = newline + 1
+
+
+def _strip(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        yield start, end

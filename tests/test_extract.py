@@ -1,0 +1,217 @@
+"""The extractor end to end: HTML or text in, claims with their evidence and attributes out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.extract import load_extractor, normalise_sentence
+from monitor.extract.cli import evaluate_command
+from monitor.extract.evaluate import evaluate
+
+PAGE = """<!doctype html><html lang="en"><head><title>Aurora</title>
+<script>var ad = "Our therapy cures ALS in 90% of patients";</script>
+<style>.x:after{content:"FDA registered"}</style></head><body>
+<header class="site-header"><p>FDA-registered laboratory in Cancún</p></header>
+<nav><ul><li>Stem cells reverse Parkinson's disease</li></ul></nav>
+<div class="cookie-banner">We use cookies so our treatments work better for you.</div>
+<main><article>
+<h1>Stem cell therapy for ALS</h1>
+<p>Symptoms improved in 60% of our ALS patients. There is no cure for ALS.</p>
+<p>Stem cells may help slow the progression of Parkinson's disease.</p>
+<p>A single infusion of umbilical-cord stem cells costs $14,500.</p>
+<form><label>Email</label><input name="e"><p>Our cells heal damaged knees.</p></form>
+</article></main>
+<aside id="sidebar"><p>Our protocol is approved by an independent IRB.</p></aside>
+<footer><p>Copyright 2026 Aurora Clinic.</p></footer>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def claims():
+    return load_extractor().extract_html(PAGE)
+
+
+def by_text(claims, fragment):
+    return [c for c in claims if fragment in c.text]
+
+
+def test_main_text_claims_with_attributes(claims) -> None:
+    (rate,) = by_text(claims, "60%")
+    assert rate.category == "efficacy_promise"
+    assert rate.conditions == ("ALS",)
+    assert {"kind": "percent", "value": 60.0, "text": "60%"} in rate.figures
+    assert rate.text[rate.trigger_start : rate.trigger_end] == rate.trigger
+    assert rate.rule_id.startswith("en.efficacy.")
+    assert rate.location == "main" and not rate.chrome
+    assert rate.lang == "en" and rate.rules_version == load_extractor().version
+    assert rate.key == normalise_sentence(rate.text)
+
+
+def test_negated_sentence_is_not_a_claim(claims) -> None:
+    assert by_text(claims, "no cure") == []
+
+
+def test_hedged_claim_is_kept_and_marked(claims) -> None:
+    (hedged,) = by_text(claims, "may help")
+    assert hedged.hedged and hedged.category == "efficacy_promise"
+    assert hedged.conditions == ("Parkinson's disease",)
+
+
+def test_price_has_amount_and_currency(claims) -> None:
+    (price,) = [c for c in by_text(claims, "$14,500") if c.category == "price"]
+    assert {
+        "kind": "price",
+        "amount": 14500.0,
+        "currency": "USD",
+        "text": "$14,500",
+    } in price.figures
+    assert "umbilical-cord stem cells" in price.interventions
+
+
+def test_chrome_is_extracted_but_marked(claims) -> None:
+    (header,) = by_text(claims, "FDA-registered")
+    assert header.chrome and header.location == "header"
+    assert header.attributes["authorities"] == ["FDA"]
+    (sidebar,) = by_text(claims, "IRB")
+    assert sidebar.chrome and sidebar.location == "aside"
+
+
+def test_scripts_nav_forms_and_cookie_banners_are_skipped(claims) -> None:
+    texts = " ".join(c.text for c in claims)
+    for hidden in ("90%", "Parkinson's disease\n", "reverse Parkinson", "cookies", "heal damaged"):
+        assert hidden not in texts
+
+
+def test_shift_jis_bytes_are_decoded() -> None:
+    html = (
+        '<html lang="ja"><head><meta charset="Shift_JIS"></head><body>'
+        "<p>当院の治療は厚生労働省に届出・受理されています（計画番号：PB3150021）。</p>"
+        "<p>治療後、多くの患者様で症状の改善が見られました。</p></body></html>"
+    ).encode("shift_jis")
+    claims = load_extractor().extract_html(html, content_type="text/html")
+    categories = {c.category for c in claims}
+    assert categories == {"registry_endorsement", "efficacy_promise"}
+    registry = next(c for c in claims if c.category == "registry_endorsement")
+    assert registry.lang == "ja"
+    assert registry.attributes["plan_numbers"] == ["PB3150021"]
+    assert "MHLW" in registry.attributes["authorities"]
+
+
+def test_language_is_detected_per_block() -> None:
+    html = """<html lang="ja"><body><p>幹細胞が傷ついた軟骨を再生させます。</p>
+    <p>干细胞治疗能有效改善动脉硬化。</p><p>Stem cells repair damaged cartilage.</p></body></html>"""
+    langs = {c.lang for c in load_extractor().extract_html(html)}
+    assert langs == {"ja", "zh", "en"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The ministry warns about clinics that claim stem cells cure ALS.",
+        "Critics say the clinic's 80% improvement figures are misleading.",
+        "Under the law, every clinic must submit a regenerative medicine plan to the MHLW.",
+        "Results may vary; we cannot guarantee that symptoms will improve.",
+        "厚生労働省は、効果が確認されていない治療に注意を呼びかけている。",
+        "据报道，该诊所声称干细胞可以治愈自闭症。",
+    ],
+)
+def test_other_voices_are_not_claims(text: str) -> None:
+    assert load_extractor().extract_text(text) == []
+
+
+def test_one_claim_per_sentence_and_category_on_a_page() -> None:
+    html = "<p>Stem cells repair damaged cartilage.</p>" * 3
+    assert len(load_extractor().extract_html(html)) == 1
+
+
+def test_normalise_sentence_folds_renderings() -> None:
+    a = normalise_sentence("Symptoms improved in ６０％ of patients!")
+    b = normalise_sentence("  symptoms   improved in 60% of patients")
+    assert a == b == "symptoms improved in 60% of patients"
+
+
+def test_broken_html_and_bad_bytes_do_not_crash() -> None:
+    extractor = load_extractor()
+    assert extractor.extract_html(b"\xff\xfe\x00<p>\x81\x82 unclosed <b><i>") == []
+    assert extractor.extract_html("") == []
+    assert extractor.extract_html("<<<>>>&&&;") == []
+
+
+def test_a_5_mb_page_finishes() -> None:
+    paragraph = "<p>" + "Our regenerative clinic helps patients. " * 40 + "</p>\n"
+    html = "<html><body>" + paragraph * (5_000_000 // len(paragraph)) + "</body></html>"
+    claims = load_extractor().extract_html(html)
+    assert len(html) >= 4_900_000
+    assert len(claims) <= 2
+
+
+ADVERSARIAL = st.one_of(
+    st.text(max_size=3000),
+    st.text(alphabet="aa%$0123456789 .,!?。、治改善厚生労働省届出<>/p\"'=", max_size=3000),
+    st.builds(lambda n: "a" * n + "!" * n + " " * n, st.integers(0, 5000)),
+    st.builds(lambda n: "cure " * n + "no " * n, st.integers(0, 2000)),
+    st.builds(lambda n: "<div>" * n + "improved 60%" + "</div>" * n, st.integers(0, 400)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ADVERSARIAL)
+def test_any_text_or_html_gives_well_formed_claims(text: str) -> None:
+    extractor = load_extractor()
+    for claims in (extractor.extract_html(text), extractor.extract_text(text)):
+        for claim in claims:
+            assert claim.text[claim.trigger_start : claim.trigger_end] == claim.trigger
+            assert claim.lang in ("en", "ja", "zh")
+            assert 0 < claim.confidence <= 1
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    rows = [
+        {
+            "text": "Symptoms improved in 60% of our ALS patients.",
+            "lang": "en",
+            "labels": ["efficacy_promise"],
+        },
+        {"text": "There is no cure for ALS.", "lang": "en", "labels": []},
+        {
+            "text": "Our laboratory is FDA registered.",
+            "lang": "en",
+            "labels": ["registry_endorsement"],
+        },
+        {"text": "We are open on Sundays.", "lang": "en", "labels": ["price"]},
+    ]
+    (tmp_path / "en.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return tmp_path
+
+
+def test_evaluate_counts_per_category(tiny_corpus: Path) -> None:
+    report = evaluate(tiny_corpus)
+    assert report.items == 4
+    assert report.score("en", "efficacy_promise").recall == 1.0
+    assert report.score("all", "price").recall == 0.0
+    assert report.score().tp == 2 and report.score().fn == 1 and report.score().fp == 0
+
+
+def test_evaluate_command_prints_table_and_json(tiny_corpus: Path) -> None:
+    table = CliRunner().invoke(evaluate_command, ["--corpus", str(tiny_corpus)])
+    assert table.exit_code == 0, table.output
+    assert "efficacy_promise" in table.output and "precision" in table.output
+    result = CliRunner().invoke(
+        evaluate_command, ["--corpus", str(tiny_corpus), "--format", "json"]
+    )
+    data = json.loads(result.output)
+    overall = next(s for s in data["scores"] if s["lang"] == "all" and s["category"] == "all")
+    assert overall["support"] == 3 and overall["tp"] == 2
+
+
+def test_evaluate_command_reports_a_missing_corpus(tmp_path: Path) -> None:
+    result = CliRunner().invoke(evaluate_command, ["--corpus", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no labelled corpus" in result.output
