@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a runtime problem (database unreachable, unreadable fil
 
 from __future__ import annotations
 
+import importlib
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +29,29 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+# Commands that live beside the feature they drive, imported only when used (the web app and the
+# exporters pull in heavy libraries that `clinicwatch check` does not need).
+FEATURE_COMMANDS = {
+    "run": "monitor.scheduler:run_command",
+    "alerts": "monitor.alerts:alerts_command",
+    "export": "monitor.export_cli:export_command",
+    "evaluate": "monitor.extract.cli:evaluate_command",
+    "serve": "monitor.web.cli:serve_command",
+    "users": "monitor.web.cli:users_group",
+}
+
+
 class ClinicwatchGroup(click.Group):
-    """Turns known errors into one clear message and an exit code instead of a traceback."""
+    """Loads feature commands lazily; turns known errors into one clear message and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *FEATURE_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in FEATURE_COMMANDS and name not in self.commands:
+            module_name, attribute = FEATURE_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -217,3 +239,4 @@ def demo_command(workdir: Path) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="clinicwatch")
+
