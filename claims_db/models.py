@@ -167,7 +167,11 @@ class Claim(Base):
     """A claim's identity on a page (or, for site chrome, on the whole site) and its current text."""
 
     __tablename__ = "claims"
-    __table_args__ = (Index("ix_claims_site_active", "site_id", "active"),)
+    __table_args__ = (
+        Index("ix_claims_site_active", "site_id", "active"),
+        # Covers the review app's per-site, per-category counts of active claims.
+        Index("ix_claims_site_category_active", "site_id", "category", "active"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     # NULL page for a site-wide claim (header, footer, sidebar repeated on every page).
@@ -204,7 +208,11 @@ class ChangeEvent(Base):
     """A claim that appeared, changed or disappeared (or was reclassified by new rules)."""
 
     __tablename__ = "change_events"
-    __table_args__ = (Index("ix_change_events_site_detected", "site_id", "detected_at"),)
+    __table_args__ = (
+        Index("ix_change_events_site_detected", "site_id", "detected_at"),
+        # The review queue lists events oldest first across all sites.
+        Index("ix_change_events_detected", "detected_at", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     crawl_id: Mapped[int | None] = mapped_column(ForeignKey("crawls.id"), index=True)
