@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from claims_db.codebook import CATEGORIES, EVENT_TYPES
 from claims_db.queries import CHANGE_COLUMNS, CLAIM_COLUMNS, SITE_COLUMNS
 from monitor import api
+from monitor.check import SUMMARY_COLUMNS
 from monitor.cli_support import CliContext, emit_rows, output_format, pass_config
 from monitor.config import Config, ConfigError
 
@@ -92,22 +93,7 @@ def check_command(cfg: Config, site: str | None, fmt: str) -> None:
     """
     report = api.check(cfg, site=site)
     rows = report.summary_rows()
-    emit_rows(
-        rows,
-        fmt,
-        [
-            "site",
-            "status",
-            "pages_ok",
-            "pages_failed",
-            "new",
-            "changed",
-            "removed",
-            "reclassified",
-            "active_claims",
-            "note",
-        ],
-    )
+    emit_rows(rows, fmt, SUMMARY_COLUMNS)
     if fmt == "table":
         click.echo(
             f"alerts: {report.alerts_queued} queued, {report.alerts_sent} sent, "
@@ -239,4 +225,3 @@ def demo_command(workdir: Path) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="clinicwatch")
-

@@ -71,11 +71,9 @@ def word_diff(old: str, new: str) -> list[Segment]:
 
 
 def decode_body(body: bytes, content_type: str | None) -> str:
-    """Decode a stored response body; the crawler's decoder when present, never raising."""
-    try:
-        from crawler.encoding import decode_html
-    except ImportError:
-        return body.decode("utf-8", "replace")
+    """Decode a stored response body with the crawler's decoder, never raising."""
+    from crawler.encoding import decode_html
+
     try:
         text, _encoding = decode_html(body, content_type)
     except Exception:  # a broken page must not break the review page

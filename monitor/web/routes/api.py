@@ -191,10 +191,8 @@ def export(
     user: User = Depends(require("viewer")),
 ) -> StreamingResponse:
     """The dataset export (as `clinicwatch export`) streamed as a file download."""
-    try:
-        from claims_db.export import ExportError, ExportFilters, check_request, export_stream
-    except ImportError:
-        raise HTTPException(503, "exports are not available in this installation") from None
+    from claims_db.export import ExportError, ExportFilters, check_request, export_stream
+
     filters = ExportFilters(
         since=since,
         until=until,
