@@ -96,6 +96,15 @@ _SKIPPED_NAME = re.compile(
     re.I,
 )
 _CONTENT_TAGS = frozenset({"article", "main"})
+# What the walk needs to know of a tag, in one look-up per element:
+# (skipped with its subtree, ends a block, is article/main, chrome region it opens outside those).
+_TAG_KINDS: dict[str, tuple[bool, bool, bool, str | None]] = {
+    tag: (tag in _SKIPPED_TAGS, tag in _BLOCK_TAGS, tag in _CONTENT_TAGS, _CHROME_TAGS.get(tag))
+    for tag in _SKIPPED_TAGS | _BLOCK_TAGS | _CONTENT_TAGS | _CHROME_TAGS.keys()
+}
+_TAG_KINDS[""] = (True, False, False, None)  # comments, processing instructions, entities
+_OTHER_TAG = (False, False, False, None)
+_SKIPPED = (True, None, False, False)
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,11 @@ def _declared_lang(root: etree._Element) -> str | None:
 
 
 class _BlockCollector:
-    """Walks the tree once, gathering text into blocks at block-level boundaries."""
+    """Walks the tree once, gathering text into blocks at block-level boundaries.
+
+    This loop runs for every element of every page, so it reads each element's attributes in
+    one call and keeps the per-element work to dictionary and set look-ups.
+    """
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
@@ -167,37 +180,52 @@ class _BlockCollector:
 
     def collect(self, root: etree._Element) -> list[Block]:
         walker = etree.iterwalk(root, events=("start", "end"))
-        opened: list[tuple[etree._Element, str | None, bool]] = []
+        # Per open element: (skipped, chrome region it opened, is a block, is article/main).
+        opened: list[tuple[bool, str | None, bool, bool]] = []
+        parts, regions, kinds = self.parts, self.regions, _TAG_KINDS
         for event, element in walker:
-            tag = element.tag if isinstance(element.tag, str) else ""
             if event == "start":
-                region, skip = self._classify(element, tag)
-                opened.append((element, region, skip))
+                tag = element.tag
+                tag = tag.lower() if isinstance(tag, str) else ""
+                skipped_tag, is_block, is_content, chrome = kinds.get(tag, _OTHER_TAG)
+                attributes = None if skipped_tag else element.items()
+                if attributes:
+                    region, skip = self._classify(dict(attributes), tag)
+                else:  # most elements: only the tag decides
+                    region = chrome if chrome and self.content_depth == 0 else None
+                    skip = skipped_tag
                 if skip:
+                    opened.append(_SKIPPED)
                     walker.skip_subtree()
                     continue
-                self._open(tag, region)
+                opened.append((False, region, is_block, is_content))
+                if is_block and parts:
+                    self._flush()
+                if region:
+                    regions.append(region)
+                self.content_depth += is_content
                 if element.text:
-                    self.parts.append(element.text)
+                    parts.append(element.text)
             else:
-                _, region, skip = opened.pop()
-                if not skip:
-                    self._close(tag, region)
+                skipped, region, is_block, is_content = opened.pop()
+                if not skipped:
+                    if is_block and parts:
+                        self._flush()
+                    if region:
+                        regions.pop()
+                    self.content_depth -= is_content
                 if element.tail:
-                    self.parts.append(element.tail)
+                    parts.append(element.tail)
         self._flush()
         return self.blocks
 
-    def _classify(self, element: etree._Element, tag: str) -> tuple[str | None, bool]:
-        """(chrome region this element opens or None, whether to skip its subtree)."""
-        if not tag or tag.lower() in _SKIPPED_TAGS:
-            return None, True
-        tag = tag.lower()
-        role = (element.get("role") or "").lower()
-        skipped_name, chrome_name = self._names(element)
+    def _classify(self, named: dict[str, str], tag: str) -> tuple[str | None, bool]:
+        """(chrome region an element with attributes opens or None, whether to skip it)."""
+        role = (named.get("role") or "").lower()
+        skipped_name, chrome_name = self._names(named)
         if role in _SKIPPED_ROLES or skipped_name:
             return None, True
-        if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+        if named.get("hidden") is not None or named.get("aria-hidden") == "true":
             return None, True
         if tag in _CHROME_TAGS and self.content_depth == 0:
             return _CHROME_TAGS[tag], False
@@ -207,43 +235,37 @@ class _BlockCollector:
             return chrome_name, False
         return None, False
 
-    def _names(self, element: etree._Element) -> tuple[bool, str | None]:
-        """(id/class marks navigation or a cookie banner, chrome region the id/class names);
-        cached, since a page repeats the same few class names thousands of times."""
-        names = f"{element.get('id') or ''} {element.get('class') or ''}"
-        cached = self.name_cache.get(names)
+    def _names(self, named: dict[str, str]) -> tuple[bool, str | None]:
+        """(id/class marks navigation or a cookie banner, chrome region the id/class names)."""
+        ident, classes = named.get("id"), named.get("class")
+        skipped, region = self._name(classes) if classes else (False, None)
+        if ident:  # ids are often unique ("post-1234"), so they go through the cache less
+            skipped_id, region_id = self._name(ident)
+            return skipped_id or skipped, region_id or region
+        return skipped, region
+
+    def _name(self, value: str) -> tuple[bool, str | None]:
+        """`_names` for one attribute value; cached, since a page repeats the same few class
+        names thousands of times. (Neither pattern can match across the id/class boundary, so
+        matching each value alone finds what matching "id class" would.)"""
+        cached = self.name_cache.get(value)
         if cached is None:
-            match = _CHROME_NAME.search(names) if names != " " else None
+            match = _CHROME_NAME.search(value)
             region = match.group(1).lower() if match else None
             if region in ("sidebar", "widget", "widgets"):
                 region = "aside"
-            skipped = names != " " and _SKIPPED_NAME.search(names) is not None
-            cached = self.name_cache[names] = (skipped, region)
+            skipped = _SKIPPED_NAME.search(value) is not None
+            cached = self.name_cache[value] = (skipped, region)
         return cached
-
-    def _open(self, tag: str, region: str | None) -> None:
-        tag = tag.lower()
-        if tag in _BLOCK_TAGS:
-            self._flush()
-        if region:
-            self.regions.append(region)
-        if tag in _CONTENT_TAGS:
-            self.content_depth += 1
-
-    def _close(self, tag: str, region: str | None) -> None:
-        tag = tag.lower()
-        if tag in _BLOCK_TAGS:
-            self._flush()
-        if region:
-            self.regions.pop()
-        if tag in _CONTENT_TAGS:
-            self.content_depth -= 1
 
     def _flush(self) -> None:
         if not self.parts:
             return
-        text = clean_block("".join(self.parts))
-        self.parts = []
+        raw = "".join(self.parts)
+        self.parts.clear()
+        if raw.isspace():  # most flushes: the indentation between two tags
+            return
+        text = clean_block(raw)
         if text:
             region = self.regions[-1]
             self.blocks.append(Block(text, region, region != "main", len(self.blocks)))

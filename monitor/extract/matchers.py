@@ -12,6 +12,14 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.extract.fast import (
+    MAX_INDEXED_LITERALS,
+    LiteralIndex,
+    prefilter,
+    required_literals,
+    unbounded_nesting,
+)
+
 
 class MatcherError(ValueError):
     """A matcher spec that cannot be compiled; the rule loader adds the file and rule id."""
@@ -35,17 +43,46 @@ class Matcher:
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
+        source = self.build_pattern()
         try:
-            self.pattern = re.compile(self.build_pattern())
+            self.pattern = re.compile(source)
         except re.error as exc:
             raise MatcherError(f"invalid regular expression: {exc}") from None
+        if unbounded_nesting(source):
+            raise MatcherError(
+                f"pattern {source!r} repeats an unbounded quantifier inside another "
+                "(like '(\\w+ )+'), which can take exponential time; bound one of them, "
+                "e.g. '{0,40}'"
+            )
+        # Strings a match must contain: most sentences lack them, and `in` is far cheaper.
+        self.literals = required_literals(source)
+        self._may_match = prefilter(self.literals)
+        self._index: LiteralIndex | None = None
+        self._index_key = -1
+
+    def use_index(self, index: LiteralIndex) -> None:
+        """Let `index` decide, in its one pass over a sentence, whether this matcher can match."""
+        literals = required_literals(self.pattern.pattern, limit=MAX_INDEXED_LITERALS)
+        if literals is not None:
+            self._index, self._index_key = index, index.add(literals)
 
     def build_pattern(self) -> str:
         """The regular expression this matcher stands for."""
         raise NotImplementedError
 
+    @property
+    def index_key(self) -> int | None:
+        """This matcher's key in the literal index it uses, or None when it uses none."""
+        return self._index_key if self._index is not None else None
+
     def search(self, text: str) -> re.Match[str] | None:
         """The first trigger in `text`, or None."""
+        index = self._index
+        if index is not None:
+            if self._index_key not in index.keys_in(text):
+                return None
+        elif self._may_match is not None and not self._may_match(text):
+            return None
         return self.pattern.search(text)
 
     @classmethod

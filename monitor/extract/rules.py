@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from claims_db.codebook import CATEGORIES
 from monitor.config import ConfigError
+from monitor.extract.fast import LiteralIndex, TermFinder
 from monitor.extract.matchers import Matcher, MatcherError, build_matcher
 
 # Bump the release when the extractor's code changes what the same rules find.
@@ -126,6 +127,27 @@ class LanguageRules:
     exclusions: list[Exclusion]
     rules: list[Rule]
     path: Path = field(default_factory=Path)
+    _anchor_finder: TermFinder | None = field(default=None, repr=False, compare=False)
+    _index: LiteralIndex | None = field(default=None, repr=False, compare=False)
+
+    def rules_for(self, sentence: str) -> list[Rule]:
+        """The rules, in file order, whose matcher can match `sentence` (lower-cased): the
+        others lack every literal their pattern requires. Same claims, far fewer searches."""
+        if self._index is None:
+            return self.rules
+        present = self._index.keys_in(sentence)
+        return [
+            rule
+            for rule in self.rules
+            if rule.matcher.index_key is None or rule.matcher.index_key in present
+        ]
+
+    def anchors_in(self, text: str) -> list[str]:
+        """The anchors that occur in `text` (lower-cased), in file order; one pass over `text`
+        however many anchors the file has, where testing each anchor in turn makes one each."""
+        if self._anchor_finder is None:
+            self._anchor_finder = TermFinder(self.anchors)
+        return self._anchor_finder.present(text)
 
 
 def rules_version(rules_dir: Path) -> str:
@@ -164,7 +186,7 @@ def load_language(path: Path) -> LanguageRules:
     anchors = tuple(a.lower() for a in spec.anchors)
     rules = [_compile_rule(path, rule, anchors) for rule in spec.rules]
     _check_unique(path, [r.id for r in rules])
-    return LanguageRules(
+    language = LanguageRules(
         lang=spec.lang,
         anchors=anchors,
         hedges=_compile(path, "hedges", spec.hedges),
@@ -175,6 +197,23 @@ def load_language(path: Path) -> LanguageRules:
         rules=rules,
         path=path,
     )
+    _index_sentence_matchers(language)
+    return language
+
+
+def _index_sentence_matchers(language: LanguageRules) -> None:
+    """One literal index for the matchers that all run on the same whole sentence.
+
+    Negation matchers are left out: they run on a short window around each trigger, a new
+    text every time, where their own literal test is cheaper than a pass of the automaton.
+    """
+    index = LiteralIndex()
+    matchers = [language.hedges]
+    for item in [*language.rules, *language.exclusions]:
+        matchers += [item.matcher] if item.unless is None else [item.matcher, item.unless]
+    for matcher in matchers:
+        matcher.use_index(index)
+    language._index = index
 
 
 def _check_rule_ids(path: Path, rules: Any) -> None:

@@ -1,0 +1,269 @@
+"""What a rule's regular expression needs before it can match, and whether it can blow up.
+
+Both answers come from the pattern's parse tree (``re._parser``, the parser `re.compile` itself
+uses), so they hold for whatever rules the files contain, not just today's:
+
+- `required_literals(pattern)`: strings one of which every match must contain. A sentence that
+  contains none of them cannot match, and a substring test is far cheaper than a regex search.
+- `LiteralIndex`: the required literals of all of a language's matchers in one Aho-Corasick
+  automaton; one pass over a sentence tells which matchers can match it at all, so the rules that
+  cannot are skipped without a regex search.
+- `TermFinder`: the same one-pass search for a plain list of terms (a language's anchors).
+- `unbounded_nesting(pattern)`: whether an unbounded quantifier (``*``, ``+``, ``{n,}``) repeats
+  something that itself holds one, like ``(\\w+\\s?)+``: such patterns backtrack exponentially
+  on a near miss, so the rule loader rejects them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+# The parser is private, but it is the one the `re` module ships and compiles with; any change in
+# its shape makes the analysis give up (no prefilter), never give a wrong answer.
+from re import _constants as sre
+from re import _parser as sre_parse
+
+import ahocorasick
+
+# Above this many alternatives a literal set costs more to test one by one than the regex it
+# guards; an automaton tests any number at once, so an indexed matcher may need many more.
+MAX_TESTED_LITERALS = 24
+MAX_INDEXED_LITERALS = 2000
+# Combinations kept while following literal runs through classes and optional parts ("[sd]?").
+_MAX_LITERALS = 24
+_UNBOUNDED = sre.MAXREPEAT
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+Prefilter = Callable[[str], bool]
+_Items = Iterable[tuple[object, object]]
+
+
+def required_literals(pattern: str, limit: int = MAX_TESTED_LITERALS) -> tuple[str, ...] | None:
+    """Strings of which every match of `pattern` contains at least one, or None if unknown.
+
+    Example: ``required_literals(r"\\b(cure[sd]?|heal)\\b")`` → ``('cure', 'heal')``.
+    Case-insensitive patterns give None: a literal test would miss other casings.
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+        if parsed.state.flags & re.IGNORECASE:
+            return None
+        found = _required(list(parsed))
+    except (re.error, ValueError, TypeError, AttributeError, RecursionError):
+        return None
+    if not found or "" in found or len(found) > limit:
+        return None
+    if len(found) <= MAX_TESTED_LITERALS:
+        # A literal containing another is redundant: a text with "cured" has "cure" too.
+        found = {s for s in found if not any(o != s and o in s for o in found)}
+    return tuple(sorted(found, key=lambda s: (-len(s), s)))
+
+
+def prefilter(literals: tuple[str, ...] | None) -> Prefilter | None:
+    """A fast test that is False only when `text` holds none of `literals` (None: no test)."""
+    if not literals:
+        return None
+    if len(literals) == 1:
+        (only,) = literals
+        return lambda text: only in text
+    return lambda text: any(literal in text for literal in literals)
+
+
+class LiteralIndex:
+    """Which matchers (by the key `add` gave them) have a required literal in a text.
+
+    The rules of a language run one after another on the same sentence object, so the answer
+    for the last text is kept and reused while the caller asks about that very object.
+    """
+
+    def __init__(self) -> None:
+        self._keys_by_literal: dict[str, list[int]] = {}
+        self._count = 0
+        self._automaton: ahocorasick.Automaton | None = None
+        self._last: tuple[str | None, frozenset[int]] = (None, frozenset())
+
+    def add(self, literals: tuple[str, ...]) -> int:
+        """Register one matcher's literals; returns its key. Call before the first lookup."""
+        key = self._count
+        self._count += 1
+        for literal in literals:
+            self._keys_by_literal.setdefault(literal, []).append(key)
+        self._automaton = None
+        self._last = (None, frozenset())
+        return key
+
+    def keys_in(self, text: str) -> frozenset[int]:
+        """Keys of the matchers with at least one of their literals in `text`."""
+        last_text, last_keys = self._last
+        if text is last_text:
+            return last_keys
+        automaton = self._automaton or self._build()
+        keys = frozenset(key for _, keys in automaton.iter(text) for key in keys)
+        self._last = (text, keys)
+        return keys
+
+    def _build(self) -> ahocorasick.Automaton:
+        automaton = ahocorasick.Automaton()
+        for literal, keys in self._keys_by_literal.items():
+            automaton.add_word(literal, tuple(keys))
+        automaton.make_automaton()
+        self._automaton = automaton
+        return automaton
+
+
+class TermFinder:
+    """Which of a fixed list of terms occur in a text, found in one pass however many there are.
+
+    `present(text)` equals ``[t for t in terms if t in text]``, repeats and order included.
+    Example: ``TermFinder(["heal", "fda", "cur"]).present("fda-registered cures")`` →
+    ``["fda", "cur"]``.
+    """
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.terms = tuple(terms)
+        # The empty string is in every text; the automaton cannot hold it.
+        self._always = tuple(i for i, term in enumerate(self.terms) if not term)
+        positions: dict[str, list[int]] = {}
+        for position, term in enumerate(self.terms):
+            if term:
+                positions.setdefault(term, []).append(position)
+        self._automaton = ahocorasick.Automaton()
+        for term, where in positions.items():
+            self._automaton.add_word(term, tuple(where))
+        if positions:
+            self._automaton.make_automaton()
+
+    def occurs_in(self, text: str) -> bool:
+        """Whether any of the terms occurs in `text` (stops at the first one found)."""
+        if self._always:
+            return True
+        return bool(self.terms) and next(self._automaton.iter(text), None) is not None
+
+    def present(self, text: str) -> list[str]:
+        """The terms found in `text`, in the order (and with the repeats) they were given."""
+        found = set(self._always)
+        if len(self.terms) > len(self._always):
+            for _, where in self._automaton.iter(text):
+                found.update(where)
+        return [self.terms[position] for position in sorted(found)]
+
+
+def unbounded_nesting(pattern: str) -> bool:
+    """Whether an unbounded quantifier repeats a sub-pattern that has an unbounded quantifier."""
+    try:
+        return _nests_unbounded(list(sre_parse.parse(pattern)), inside_unbounded=False)
+    except (re.error, ValueError, TypeError, AttributeError, RecursionError):
+        return False  # compiling the pattern reports the syntax error
+
+
+def _nests_unbounded(items: _Items, inside_unbounded: bool) -> bool:
+    for op, av in items:
+        if op in _REPEATS:
+            _, high, body = av
+            unbounded = high == _UNBOUNDED
+            if unbounded and inside_unbounded:
+                return True
+            if _nests_unbounded(body, inside_unbounded or unbounded):
+                return True
+        elif any(_nests_unbounded(sub, inside_unbounded) for sub in _children(op, av)):
+            return True
+    return False
+
+
+def _children(op: object, av: object) -> list[_Items]:
+    """The sub-sequences of a group, alternation, lookaround or conditional."""
+    if op is sre.SUBPATTERN or op is sre.ATOMIC_GROUP:
+        return [av[-1]] if op is sre.SUBPATTERN else [av]
+    if op is sre.BRANCH:
+        return list(av[1])
+    if op in (sre.ASSERT, sre.ASSERT_NOT):
+        return [av[1]]
+    if op is sre.GROUPREF_EXISTS:
+        return [branch for branch in av[1:] if branch is not None]
+    return []
+
+
+def _required(items: list[tuple[object, object]]) -> set[str] | None:
+    """The best literal set a sequence requires: its longest literal runs, or a part's own set."""
+    candidates: list[set[str]] = []
+    runs: set[str] = {""}
+    for op, av in items:
+        exact = _exact(op, av)
+        if exact is not None and len(runs) * len(exact) <= _MAX_LITERALS:
+            runs = {run + tail for run in runs for tail in exact}
+            continue
+        candidates.append(runs)
+        if exact is not None:  # too many combinations: start a new run with this element
+            runs = exact
+            continue
+        runs = {""}
+        inner = _required_of(op, av)
+        if inner is not None:
+            candidates.append(inner)
+    candidates.append(runs)
+    usable = [c for c in candidates if "" not in c]
+    return max(usable, key=_selectivity, default=None)
+
+
+def _selectivity(literals: set[str]) -> tuple[int, int]:
+    """Longer literals reject more sentences; fewer literals are cheaper to test."""
+    return min(min(map(len, literals)), 3), -len(literals)
+
+
+def _required_of(op: object, av: object) -> set[str] | None:
+    """The literal set one non-literal element requires (None: it may match without one)."""
+    if op is sre.SUBPATTERN:
+        _, add_flags, _, body = av
+        return None if add_flags & re.IGNORECASE else _required(list(body))
+    if op is sre.ATOMIC_GROUP:
+        return _required(list(av))
+    if op in _REPEATS:
+        low, _, body = av
+        return _required(list(body)) if low >= 1 else None
+    if op is sre.BRANCH:
+        union: set[str] = set()
+        for branch in av[1]:
+            found = _required(list(branch))
+            if found is None:
+                return None
+            union |= found
+        return union
+    return None
+
+
+def _exact(op: object, av: object) -> set[str] | None:
+    """Every string an element can match, when that is a small finite set of literals."""
+    if op is sre.LITERAL:
+        return {chr(av)}
+    if op is sre.AT:
+        return {""}  # zero width: the literals on either side stay adjacent
+    if op is sre.IN:
+        chars = [chr(value) for kind, value in av if kind is sre.LITERAL]
+        return set(chars) if len(chars) == len(av) and len(chars) <= 8 else None
+    if op is sre.SUBPATTERN:
+        _, add_flags, _, body = av
+        return None if add_flags & re.IGNORECASE else _exact_sequence(list(body))
+    if op is sre.BRANCH:
+        union: set[str] = set()
+        for branch in av[1]:
+            found = _exact_sequence(list(branch))
+            if found is None:
+                return None
+            union |= found
+        return union if len(union) <= _MAX_LITERALS else None
+    if op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:
+        low, high, body = av
+        found = _exact_sequence(list(body)) if (low, high) == (0, 1) else None
+        return None if found is None else found | {""}
+    return None
+
+
+def _exact_sequence(items: list[tuple[object, object]]) -> set[str] | None:
+    strings: set[str] = {""}
+    for op, av in items:
+        exact = _exact(op, av)
+        if exact is None or len(strings) * len(exact) > _MAX_LITERALS:
+            return None
+        strings = {head + tail for head in strings for tail in exact}
+    return strings

@@ -1,0 +1,216 @@
+"""The extractor's speed machinery changes nothing it finds: literal prefilters, the per-language
+literal index, the rejection of exponential patterns, and the single-pass HTML block walk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.config import ConfigError
+from monitor.extract import Extractor, load_extractor
+from monitor.extract.fast import LiteralIndex, TermFinder, required_literals, unbounded_nesting
+from monitor.extract.html import parse_page
+from monitor.extract.matchers import build_matcher
+from monitor.extract.rules import DEFAULT_RULES_DIR
+
+LABELLED = Path(__file__).parent / "labelled"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        (r"\b(cure[sd]?|heal)\b", ("cure", "heal")),
+        (r"[ab]c", ("ac", "bc")),
+        (r"厚生労働省.{0,12}(届出|受理)", ("厚生労働省",)),
+        (r"\d+%", ("%",)),
+        (r"^\W*(\w+\W+){0,3}?(is|are) not", ("are not", "is not")),
+        (r"(?:x|y)+z", ("z",)),
+        (r"(?i)abc", None),  # case-insensitive: a literal test would miss "ABC"
+        (r"a(?i:b)c", ("a",)),
+        (r"\w+", None),
+        (r"cure|\d", None),  # one branch needs no literal at all
+        (r"(re)?pair", ("pair",)),
+    ],
+)
+def test_required_literals(pattern: str, literals: tuple[str, ...] | None) -> None:
+    assert required_literals(pattern) == literals
+
+
+@pytest.mark.parametrize(
+    ("pattern", "nested"),
+    [
+        (r"(a+)+", True),
+        (r"(\w+\s?)*x", True),
+        (r"(?:x(?:y|z+))+", True),
+        (r"(\w+\W+){0,3}", False),
+        (r"a.{0,40}b|\w+ing", False),
+        (r"(ab)+c*", False),
+    ],
+)
+def test_unbounded_nesting(pattern: str, nested: bool) -> None:
+    assert unbounded_nesting(pattern) is nested
+
+
+def _rule_matchers() -> list:
+    """Every matcher of every rule file, with and without the language's literal index."""
+    matchers = []
+    for rules in load_extractor().languages.values():
+        for item in [*rules.rules, *rules.exclusions]:
+            matchers += [item.matcher] + ([item.unless] if item.unless else [])
+        matchers += [m for m in (rules.hedges, rules.negation_before, rules.negation_after) if m]
+    return matchers
+
+
+def _sentences() -> list[str]:
+    texts = []
+    for path in sorted(LABELLED.glob("*.jsonl")):
+        texts += [
+            json.loads(line)["text"].lower() for line in path.read_text("utf-8").split("\n") if line
+        ]
+    for rules in load_extractor().languages.values():
+        texts += [e.text.lower() for rule in rules.rules for e in rule.examples]
+    return texts
+
+
+def test_prefiltered_search_finds_what_the_regex_finds() -> None:
+    matchers, sentences = _rule_matchers(), _sentences()
+    assert len(sentences) > 500
+    found = 0
+    for sentence in sentences:
+        for matcher in matchers:
+            expected = matcher.pattern.search(sentence)
+            got = matcher.search(sentence)
+            assert (got and got.span()) == (expected and expected.span()), matcher.pattern.pattern
+            found += got is not None
+    assert found > 100  # the corpus does exercise the matchers
+
+
+SPECS = [
+    {"lexicon": ["cure", "heal", "stem cell"]},
+    {"regex": r"\b(re)?pair(s|ed)?\b.{0,10}(cartilage|nerves?)"},
+    {"near": {"a": ["fda"], "b": "regist\\w*|approv\\w*", "within": 12}},
+    {"regex": "改善(し|され)|[0-9]+%"},
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "cure",
+                "heal",
+                "repair",
+                "pair",
+                "ed ",
+                "cartilage",
+                "fda ",
+                "regist",
+                "approv",
+                "stem cell",
+                "改善",
+                "され",
+                "12%",
+                " ",
+                "x",
+                "-",
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_prefilter_never_changes_a_match(text: str) -> None:
+    index = LiteralIndex()
+    for spec in SPECS:
+        plain, indexed = build_matcher(spec), build_matcher(spec)
+        indexed.use_index(index)
+        expected = plain.pattern.search(text)
+        for matcher in (plain, indexed):
+            got = matcher.search(text)
+            assert (got and got.span()) == (expected and expected.span())
+
+
+def test_literal_index_answers_for_each_text_not_each_object_seen() -> None:
+    index = LiteralIndex()
+    cure, fda = index.add(("cure",)), index.add(("fda", "irb"))
+    first = "a cure"
+    assert index.keys_in(first) == {cure}
+    assert index.keys_in(first) == {cure}  # the kept answer for the same object
+    assert index.keys_in("".join(["an irb ", "and a cure"])) == {cure, fda}
+    assert index.keys_in("nothing") == frozenset()
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(DEFAULT_RULES_DIR, tmp_path / "rules"))
+
+
+def test_nested_unbounded_quantifier_is_a_config_error_naming_file_and_rule(
+    rules_copy: Path,
+) -> None:
+    path = rules_copy / "en.yaml"
+    text = path.read_text(encoding="utf-8")
+    rule = (
+        "  - id: en.efficacy.catastrophic\n"
+        "    category: efficacy_promise\n"
+        '    match: {regex: "(\\\\w+\\\\s?)+ cures"}\n'
+        "    examples:\n"
+        '      - {text: "it cures", expect: efficacy_promise}\n'
+        '      - {text: "no", expect: null}\n'
+    )
+    path.write_text(text.replace("\nrules:\n", "\nrules:\n" + rule, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Extractor(rules_copy)
+    message = str(info.value)
+    assert "en.yaml: rule en.efficacy.catastrophic:" in message
+    assert "unbounded quantifier inside another" in message
+
+
+def test_a_near_miss_on_a_long_sentence_is_linear() -> None:
+    # `(a|b)*`-style blow-ups are rejected at load; what remains must survive adversarial input.
+    text = ("cure " * 4000 + "no ") * 3 + "<p>" + "improv" * 20_000 + "</p>"
+    claims = load_extractor().extract_html(f"<html><body><p>{text}</p></body></html>")
+    assert all(c.text for c in claims)
+
+
+def test_id_and_class_are_read_separately_with_the_same_outcome() -> None:
+    html = (
+        '<html><body><div id="post-123" class="site-sidebar">Sidebar text here.</div>'
+        '<div id="cookie-notice-7" class="x">Cookie text.</div>'
+        '<div id="masthead" class="">Header text.</div>'
+        '<div class="content"><p hidden>Hidden.</p><p>Main text.</p></div></body></html>'
+    )
+    blocks = [(b.text, b.location) for b in parse_page(html).blocks]
+    assert blocks == [
+        ("Sidebar text here.", "aside"),
+        ("Header text.", "masthead"),
+        ("Main text.", "main"),
+    ]
+
+
+def test_term_finder_reports_terms_in_their_own_order() -> None:
+    finder = TermFinder(["heal", "fda", "cur", "fda"])
+    assert finder.present("fda-registered cures that heal") == ["heal", "fda", "cur", "fda"]
+    assert finder.present("nothing here") == []
+    assert finder.occurs_in("it cures") and not finder.occurs_in("nothing")
+    assert TermFinder([]).present("anything") == [] and not TermFinder([]).occurs_in("x")
+    assert TermFinder(["", "x"]).present("abc") == [""]  # as `"" in text` is always true
+
+
+def test_anchors_in_agrees_with_testing_each_anchor() -> None:
+    for rules in load_extractor().languages.values():
+        for text in _sentences()[:300]:
+            assert rules.anchors_in(text) == [a for a in rules.anchors if a in text]
+
+
+def test_rules_for_keeps_every_rule_that_matches() -> None:
+    for rules in load_extractor().languages.values():
+        for text in _sentences():
+            candidates = rules.rules_for(text)
+            matching = [r for r in rules.rules if r.matcher.pattern.search(text)]
+            assert [r.id for r in candidates if r in matching] == [r.id for r in matching]
