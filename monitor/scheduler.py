@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from claims_db.engine import make_engine
+from claims_db.engine import open_database
 from monitor.cli_support import pass_config
 from monitor.config import Config, ConfigError, SiteConfig, load_config
 
@@ -255,7 +255,8 @@ def run_scheduler(
             "(each run reads it again); pass --config FILE"
         )
     stop = stop or threading.Event()
-    engine = make_engine(cfg.database)
+    # Migrate once here, before any job runs: concurrent first checks must not race on the schema.
+    engine = open_database(cfg.database)
     try:
         with _stop_on_signals(stop), scheduler_lock(engine):
             _serve(engine, cfg, stop, job_ref)

@@ -230,3 +230,31 @@ def test_dead_smtp_server_loses_no_alert(tmp_path, clinic, sqlite_url, smtp_serv
     check(load_config(config))
     check(load_config(config))
     assert len(recorder.messages) == 1 and "80% of ALS patients" in plain_text(recorder.messages[0])
+
+
+def test_scheduler_runs_real_checks_and_stops_cleanly(tmp_path, clinic, sqlite_url):
+    import threading
+    import time
+
+    from claims_db.models import Crawl
+    from monitor.scheduler import run_scheduler
+
+    _, url = clinic
+    cfg = load_config(make_config(tmp_path, url, sqlite_url))
+    engine = open_database(cfg.database)
+    stop = threading.Event()
+    runner = threading.Thread(target=run_scheduler, args=(cfg,), kwargs={"stop": stop}, daemon=True)
+    runner.start()
+    done = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.5)
+            with session_scope(engine) as s:
+                done = s.scalar(select(func.count(Crawl.id)).where(Crawl.status == "done"))
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert done == 1  # a new site's first check runs at once; the next one is a day away
+    assert cli_jsonl(make_config(tmp_path, url, sqlite_url), "claims")
