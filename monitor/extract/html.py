@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from crawler.encoding import decode_html
 from monitor.extract.text import clean_block
 
 _SKIPPED_TAGS = frozenset(
@@ -126,21 +127,8 @@ class Page:
 
 
 def decode_body(body: bytes, content_type: str | None = None) -> str:
-    """Bytes → text with the crawler's decoder, or bs4's `UnicodeDammit` until it exists."""
-    try:
-        from crawler.encoding import decode_html
-    except ImportError:
-        from bs4 import UnicodeDammit
-
-        charset = _charset(content_type)
-        dammit = UnicodeDammit(body, known_definite_encodings=[charset] if charset else [])
-        return dammit.unicode_markup or body.decode("utf-8", errors="replace")
+    """Bytes → text with the crawler's decoder (declared charset checked, CJK candidates tried)."""
     return decode_html(body, content_type)[0]
-
-
-def _charset(content_type: str | None) -> str | None:
-    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type or "", re.I)
-    return match.group(1) if match else None
 
 
 def parse_page(html: str) -> Page:

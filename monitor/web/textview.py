@@ -11,14 +11,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from monitor.extract import html as html_blocks
+
 # CJK characters are diffed one by one (those scripts have no spaces between words).
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]|\w+|\s+|[^\w\s]")
 _SPACE = re.compile(r"\s+")
-_BLOCK_ELEMENTS = (
-    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th",
-    "section", "article", "header", "footer", "nav", "main", "aside", "title", "blockquote",
-)  # fmt: skip
-_DROPPED_ELEMENTS = ("script", "style", "noscript", "template", "svg", "iframe", "object")
 
 
 @dataclass(frozen=True)
@@ -72,33 +69,15 @@ def word_diff(old: str, new: str) -> list[Segment]:
 
 def decode_body(body: bytes, content_type: str | None) -> str:
     """Decode a stored response body with the crawler's decoder, never raising."""
-    from crawler.encoding import decode_html
-
     try:
-        text, _encoding = decode_html(body, content_type)
+        return html_blocks.decode_body(body, content_type)
     except Exception:  # a broken page must not break the review page
         return body.decode("utf-8", "replace")
-    return text
 
 
 def visible_text(html: str) -> str:
-    """The text a reader of the page would see, whitespace collapsed; '' when unparsable."""
-    if not html.strip():
-        return ""
-    import lxml.html
-    from lxml import etree
-
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return _SPACE.sub(" ", html).strip()
-    # Collected first: dropping elements while iterating the tree skips some of them.
-    for element in list(root.iter(*_DROPPED_ELEMENTS)):
-        if element.getparent() is not None:
-            element.drop_tree()
-    for block in root.iter(*_BLOCK_ELEMENTS):
-        block.tail = " " + (block.tail or "")
-    return _SPACE.sub(" ", root.text_content()).strip()
+    """The text a reader of the page would see (the extractor's blocks), one block a line."""
+    return "\n".join(block.text for block in html_blocks.parse_page(html).blocks)
 
 
 def context_around(page_text: str, sentence: str, radius: int = 500) -> list[Segment] | None:
