@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,17 @@ from hypothesis import strategies as st
 
 from monitor.extract import load_extractor, normalise_sentence
 from monitor.extract.cli import evaluate_command
-from monitor.extract.evaluate import evaluate
+from monitor.extract.evaluate import (
+    DEV,
+    HELD_OUT,
+    evaluate,
+    evaluate_splits,
+    read_corpus,
+    split_of,
+)
+from monitor.extract.text import split_sentences
+
+LABELLED = Path(__file__).parent / "labelled"
 
 PAGE = """<!doctype html><html lang="en"><head><title>Aurora</title>
 <script>var ad = "Our therapy cures ALS in 90% of patients";</script>
@@ -215,3 +226,136 @@ def test_evaluate_command_reports_a_missing_corpus(tmp_path: Path) -> None:
     result = CliRunner().invoke(evaluate_command, ["--corpus", str(tmp_path)])
     assert result.exit_code == 1
     assert "no labelled corpus" in result.output
+
+
+def test_split_is_deterministic_and_holds_out_about_thirty_percent() -> None:
+    items = read_corpus(LABELLED)
+    held_out = [i for i in items if split_of(i) == HELD_OUT]
+    assert 0.25 <= len(held_out) / len(items) <= 0.35
+    assert [split_of(i) for i in items] == [split_of(dict(i)) for i in items]
+    assert split_of({"id": "en-0001", "text": "a"}) == split_of({"id": "en-0001", "text": "b"})
+
+
+def test_evaluate_splits_partition_the_corpus() -> None:
+    reports = evaluate_splits(LABELLED)
+    assert reports[DEV].items + reports[HELD_OUT].items == reports["all"].items
+    whole, dev, held = (reports[s].score() for s in ("all", DEV, HELD_OUT))
+    assert whole.tp == dev.tp + held.tp and whole.fn == dev.fn + held.fn
+
+
+def test_evaluate_command_reports_each_split(tiny_corpus: Path) -> None:
+    result = CliRunner().invoke(evaluate_command, ["--corpus", str(tiny_corpus)])
+    assert result.exit_code == 0, result.output
+    assert "dev P/R" in result.output and "held-out P/R" in result.output
+    data = json.loads(
+        CliRunner()
+        .invoke(evaluate_command, ["--corpus", str(tiny_corpus), "--format", "json"])
+        .output
+    )
+    assert set(data["splits"]) == {"dev", "held-out", "all"}
+    dev = CliRunner().invoke(
+        evaluate_command, ["--corpus", str(tiny_corpus), "--split", "dev", "--mistakes"]
+    )
+    assert dev.exit_code == 0 and "held-out P/R" not in dev.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If it works on your machine, we will ship your machine.",
+        "While some development doesn't need that much longevity, businesses do.",
+        '"We are delighted to open our new resort," said the general manager.',
+        "Quick, score some headphones for just $144.",
+    ],
+)
+def test_generic_words_need_a_medical_context(text: str) -> None:
+    assert load_extractor().extract_text(text, lang_hint="en") == []
+
+
+def test_a_clinic_page_is_context_enough_for_a_sentence_without_medical_words() -> None:
+    quote = '"Best decision I ever made," says Tom from Arizona.'
+    clinic = (
+        "<p>Our clinic offers stem cell therapy for patients with arthritis and other diseases.</p>"
+        f"<p>{quote}</p>"
+    )
+    blog = f"<p>We moved our build to a faster server this spring.</p><p>{quote}</p>"
+    extractor = load_extractor()
+    assert {c.category for c in extractor.extract_html(clinic)} == {"testimonial"}
+    assert extractor.extract_html(blog) == []
+
+
+def test_a_named_condition_is_medical_context() -> None:
+    claims = load_extractor().extract_text(
+        "ALSの進行を緩やかにすることが期待されています。", lang_hint="ja"
+    )
+    (claim,) = claims
+    assert claim.category == "efficacy_promise" and claim.hedged
+    assert claim.conditions == ("ALS",)
+
+
+def test_a_news_block_gives_no_claims_even_from_neutral_sentences() -> None:
+    news = (
+        "<p>Regulators warned that the clinic advertised unproven cures. "
+        "Reporters found that patients paid thousands. "
+        "Stem cells repair damaged cartilage in the knee.</p>"
+    )
+    clinic = "<p>Stem cells repair damaged cartilage in the knee.</p>"
+    extractor = load_extractor()
+    assert extractor.extract_html(news) == []
+    assert [c.category for c in extractor.extract_html(clinic)] == ["efficacy_promise"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        (
+            '"I can walk again." — Rob, Alberta. Next.',
+            "en",
+            ['"I can walk again." — Rob, Alberta.', "Next."],
+        ),
+        (
+            "「楽になりました。」（60代女性）次です。",
+            "ja",
+            ["「楽になりました。」（60代女性）", "次です。"],
+        ),
+        ("The fee is B/. 18,500 per treatment.", "en", ["The fee is B/. 18,500 per treatment."]),
+    ],
+)
+def test_quote_attributions_stay_with_their_quote(
+    text: str, lang: str, expected: list[str]
+) -> None:
+    assert [text[a:b] for a, b in split_sentences(text, lang)] == expected
+
+
+def test_attributed_quotes_are_testimonials_and_outcomes_efficacy() -> None:
+    text = "「脊髄損傷で諦めていた足の感覚が、少しずつ戻ってきました。」（30代男性）"
+    claims = load_extractor().extract_text(text, lang_hint="ja")
+    assert {c.category for c in claims} == {"testimonial", "efficacy_promise"}
+    assert all(c.text == unicodedata.normalize("NFKC", text) for c in claims)
+
+
+def test_registry_identifiers_are_attributes() -> None:
+    text = (
+        "Our trial is registered on ClinicalTrials.gov (NCT01234567) and approved by an IRB; "
+        "plan number PC4170123."
+    )
+    (claim,) = load_extractor().extract_text(text, lang_hint="en")
+    assert claim.category == "registry_endorsement"
+    assert claim.attributes["nct_ids"] == ["NCT01234567"]
+    assert claim.attributes["plan_numbers"] == ["PC4170123"]
+    assert {"ClinicalTrials.gov", "IRB / ethics committee"} <= set(claim.attributes["authorities"])
+
+
+WEBPAGES = Path("/work/shared/corpus/webpages")
+
+
+@pytest.mark.skipif(not WEBPAGES.is_dir(), reason="needs the shared corpus of real web pages")
+def test_real_non_clinic_pages_give_almost_no_claims() -> None:
+    """News, shops, blogs and Wikipedia: at most 3 claims over the sample (12 before issue 3)."""
+    extractor = load_extractor()
+    claims = [
+        claim
+        for page in sorted(WEBPAGES.glob("*.html"))
+        for claim in extractor.extract_html(page.read_bytes())
+    ]
+    assert len(claims) <= 3, [(c.category, c.text[:60]) for c in claims]

@@ -97,3 +97,38 @@ def test_version_changes_when_a_rule_file_changes(rules_copy: Path) -> None:
 
 def test_load_extractor_is_cached_per_folder() -> None:
     assert load_extractor() is load_extractor(DEFAULT_RULES_DIR)
+
+
+def test_every_gated_rule_in_context_yaml_names_a_rule() -> None:
+    extractor = load_extractor()
+    ids = [r.id for rules in extractor.languages.values() for r in rules.rules]
+    assert extractor.context is not None
+    for gate in extractor.context.gated_rules:
+        prefix = gate.removesuffix("*")
+        assert any(i == gate or (gate.endswith("*") and i.startswith(prefix)) for i in ids), gate
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("page_minimum: 3", "page_minmum: 3", "page_minmum: unknown key"),
+        ("page_minimum: 3", "page_minimum: 0", "page_minimum: a whole number"),
+        ("\n  ja: [患者", "\n  jp: [患者", "medical.jp: unknown language"),
+    ],
+)
+def test_broken_context_file_raises_config_error(
+    rules_copy: Path, old: str, new: str, expected: str
+) -> None:
+    path = rules_copy / "context.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=expected):
+        Extractor(rules_copy)
+
+
+def test_without_a_context_file_nothing_is_gated(rules_copy: Path) -> None:
+    (rules_copy / "context.yaml").unlink()
+    claims = Extractor(rules_copy).extract_text("It really works.", lang_hint="en")
+    assert [c.category for c in claims] == ["efficacy_promise"]
+    assert load_extractor().extract_text("It really works.", lang_hint="en") == []

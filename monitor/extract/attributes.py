@@ -79,11 +79,12 @@ def _lexicon(path: Path, section: str, entries: Any) -> Lexicon:
     parts = []
     for term in sorted(names, key=len, reverse=True):
         body = re.escape(term)
-        # Latin terms match whole words; CJK has no spaces to anchor on.
+        # Latin terms match whole Latin words; "\b" would fail in 「ALSの患者」, where kana count
+        # as word characters, so the boundary is "no Latin letter or digit" instead.
         if term[:1].isascii() and term[:1].isalnum():
-            body = r"\b" + body
+            body = r"(?<![a-z0-9])" + body
         if term[-1:].isascii() and term[-1:].isalnum():
-            body += r"\b"
+            body += r"(?![a-z0-9])"
         parts.append(body)
     # Matched against lower-cased text: IGNORECASE would make every search several times slower.
     return Lexicon(names, re.compile("|".join(parts)))

@@ -3,6 +3,11 @@
 Per sentence: the language's anchor words gate the rules (most text never reaches a regex), each
 rule that matches is checked against negation around its trigger and the exclusions that drop text
 not spoken in the publisher's own voice, and what survives becomes an `ExtractedClaim`.
+
+Two checks look beyond the sentence. Claims of the rules config/rules/context.yaml gates stand only when the sentence or the page is about medical treatment ("it works" on a software
+blog is no claim). And a block most of whose sentences speak in another voice (a news report, a
+regulator's warning quoted on the page) gives no claims at all, even from its neutral-looking
+sentences.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from monitor.extract.attributes import AttributeFinder, load_attribute_finder
+from monitor.extract.context import MedicalContext, load_medical_context
 from monitor.extract.html import Block, decode_body, parse_page
 from monitor.extract.rules import (
     DEFAULT_RULES_DIR,
@@ -27,6 +33,9 @@ from monitor.records import ExtractedClaim
 # Clause ends bound the negation window: "no surgery, and it repairs cartilage" is not negated.
 _CLAUSE_END = re.compile(r"[,;:、，；：]|\bbut\b|\bhowever\b")
 _HEDGED_CONFIDENCE = 0.9
+# A block whose sentences are mostly reported speech is someone else's text (at least 2 such).
+_VOICED_BLOCK_SHARE = 0.5
+_VOICED_BLOCK_MIN = 2
 _CHROME_CONFIDENCE = 0.95
 
 
@@ -37,6 +46,7 @@ class Extractor:
         self.rules_dir = Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR
         self.languages: dict[str, LanguageRules] = load_rules(self.rules_dir)
         self.attributes: AttributeFinder = load_attribute_finder(self.rules_dir / "attributes.yaml")
+        self.context: MedicalContext | None = load_medical_context(self.rules_dir)
         self.version: str = rules_version(self.rules_dir)
 
     def extract_html(
@@ -66,15 +76,44 @@ class Extractor:
             (b, lang, _lower(b.text)) for b, lang in self._blocks_with_language(blocks, hint)
         ]
         page_anchors = self._page_anchors(located)
+        page_context = _PageContext(self.context, self.attributes, located)
         for block, lang, lowered in located:
             anchors = [a for a in page_anchors[lang] if a in lowered]
-            if not anchors:
+            if anchors:
+                yield from self._block_claims(block, lang, lowered, anchors, done, page_context)
+
+    def _block_claims(
+        self,
+        block: Block,
+        lang: str,
+        lowered: str,
+        anchors: list[str],
+        done: set[str],
+        page_context: _PageContext,
+    ) -> list[ExtractedClaim]:
+        """The claims of one block; none when the block as a whole is in another voice."""
+        claims: list[ExtractedClaim] = []
+        checked: list[str] = []
+        spans = list(split_sentences(block.text, lang))
+        for start, end in spans:
+            low = lowered[start:end]
+            if low in done or not any(a in low for a in anchors):
                 continue
-            for start, end in split_sentences(block.text, lang):
-                low = lowered[start:end]
-                if low not in done and any(a in low for a in anchors):
-                    done.add(low)
-                    yield from self._sentence_claims(block, lang, block.text[start:end], low)
+            done.add(low)
+            checked.append(low)
+            for claim in self._sentence_claims(block, lang, block.text[start:end], low):
+                if page_context.allows(claim.rule_id, lang, claim.text):
+                    claims.append(claim)
+        # Judged only for blocks with claims: most blocks have none, and this reads every sentence.
+        if claims and self._in_other_voice(lang, [lowered[a:b] for a, b in spans]):
+            done.difference_update(checked)  # the same sentence elsewhere may be the clinic's own
+            return []
+        return claims
+
+    def _in_other_voice(self, lang: str, sentences: list[str]) -> bool:
+        """Whether most of a block's sentences (at least 2) report or criticise."""
+        voiced = sum(1 for low in sentences if _reported(self.languages[lang], low))
+        return voiced >= _VOICED_BLOCK_MIN and voiced >= len(sentences) * _VOICED_BLOCK_SHARE
 
     def _page_anchors(self, located: list[tuple[Block, str, str]]) -> dict[str, list[str]]:
         """Per language, the anchors present anywhere on the page (one scan of the whole text)."""
@@ -185,6 +224,48 @@ def _excluded(rules: LanguageRules, category: str, lowered: str) -> bool:
         ):
             return True
     return False
+
+
+def _reported(rules: LanguageRules, lowered: str) -> bool:
+    """Whether an exclusion for every category (reported speech, critique …) matches."""
+    return any(
+        exclusion.categories is None
+        and exclusion.matcher.search(lowered)
+        and not (exclusion.unless and exclusion.unless.search(lowered))
+        for exclusion in rules.exclusions
+    )
+
+
+class _PageContext:
+    """Whether a claim's sentence or its page is about medical treatment (decided lazily)."""
+
+    def __init__(
+        self,
+        context: MedicalContext | None,
+        attributes: AttributeFinder,
+        located: list[tuple[Block, str, str]],
+    ) -> None:
+        self.context = context
+        self.attributes = attributes
+        self.located = located
+        self.pages: dict[str, bool] = {}
+
+    def allows(self, rule_id: str, lang: str, sentence: str) -> bool:
+        """True unless the rule is gated and neither sentence nor page has the context."""
+        if self.context is None or not self.context.needs_context(rule_id):
+            return True
+        if self.context.in_sentence(lang, _lower(sentence)):
+            return True
+        # A named condition or intervention ("ALS", 「自閉症」, "PRP") is context enough.
+        named = self.attributes.conditions.find(sentence) or self.attributes.interventions.find(
+            sentence
+        )
+        if named:
+            return True
+        if lang not in self.pages:
+            texts = [low for _, block_lang, low in self.located if block_lang == lang]
+            self.pages[lang] = self.context.page_has_context(lang, texts)
+        return self.pages[lang]
 
 
 def _unique(claims: Iterable[ExtractedClaim]) -> list[ExtractedClaim]:

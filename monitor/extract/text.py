@@ -75,6 +75,7 @@ _ENGLISH_ABBREVIATIONS = frozenset(
         "etc",
         "approx",
         "inc",
+        "b/",
         "ltd",
         "co",
         "fig",
@@ -104,8 +105,13 @@ _ENGLISH_ABBREVIATIONS = frozenset(
         "dec",
     ]
 )
-_EN_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
-_CJK_END = re.compile(r"[。！？!?]+[」』）)”’]*|\n")
+# A quote's attribution ("… again." — Rob, Alberta / 「…。」（60代女性）) stays with the quote: the
+# attribution is what makes the sentence a testimonial. Possessive quantifiers keep the lookahead
+# from splitting between a full stop and its closing quote.
+_EN_END = re.compile(r"[.!?]++[\"'”’)\]]*+(?=\s)(?!\s*[—–―])")
+_CJK_END = re.compile(
+    r"[。！？!?]++[」』）)”’\"]*+(?![（(—―\-])|(?<=[」』”\"])[（(][^（）()\n]{1,30}[）)]|\n"
+)
 _MAX_SENTENCE = 600
 
 
