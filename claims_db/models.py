@@ -226,6 +226,9 @@ class ChangeEvent(Base):
     old_text: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When alerts for this event were queued; NULL for an alertable event means a check died
+    # between storing it and queuing its alert, and the next check queues it.
+    queued_at: Mapped[datetime | None]
 
     site: Mapped[Site] = relationship()
     claim: Mapped[Claim] = relationship()

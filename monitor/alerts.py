@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ MAX_LISTED_EVENTS = 300
 # Claim sentences are short; a longer "sentence" is a page without punctuation, so cut it.
 MAX_TEXT_CHARS = 1500
 ALERTED_EVENTS = ("new", "changed", "removed")
+# Unqueued events younger than this may belong to a check still running in another process.
+ORPHAN_AGE = timedelta(minutes=10)
 STATUSES = ("pending", "sending", "sent")
 # The scheduler runs several checks at once in one process and each ends by delivering; one at a
 # time keeps a sibling thread's in-flight row from being reported as stuck.
@@ -73,7 +76,11 @@ def _load_events(session: Session, event_ids: Sequence[int]) -> list[ChangeEvent
         return []
     query = (
         select(ChangeEvent)
-        .where(ChangeEvent.id.in_(list(event_ids)), ChangeEvent.event.in_(ALERTED_EVENTS))
+        .where(
+            ChangeEvent.id.in_(list(event_ids)),
+            ChangeEvent.event.in_(ALERTED_EVENTS),
+            ChangeEvent.queued_at.is_(None),
+        )
         .options(joinedload(ChangeEvent.site), joinedload(ChangeEvent.claim))
     )
     events = list(session.scalars(query))
@@ -157,10 +164,13 @@ def render_alert(subscriber: SubscriberConfig, events: Sequence[ChangeEvent]) ->
 def queue_alerts(session: Session, cfg: Config, event_ids: Sequence[int]) -> list[AlertOutbox]:
     """One outbox row per subscriber whose filters match at least one of the events.
 
-    ``reclassified`` events are never alerted. No subscribers or no events → no rows. The rows are
-    added and flushed (they have ids); the caller commits, together with the events.
+    ``reclassified`` events are never alerted. No subscribers or no events → no rows. The events
+    are marked queued; the rows are added and flushed (they have ids); the caller commits.
     """
     events = _load_events(session, event_ids)
+    queued_at = utcnow()
+    for event in events:
+        event.queued_at = queued_at
     rows: list[AlertOutbox] = []
     for subscriber in cfg.alerts.subscribers if events else []:
         matching = [e for e in events if _matches(subscriber, e)]
@@ -180,6 +190,16 @@ def queue_alerts(session: Session, cfg: Config, event_ids: Sequence[int]) -> lis
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def unqueued_event_ids(session: Session, older_than: timedelta = ORPHAN_AGE) -> list[int]:
+    """Alertable events a dead check stored but never queued (old enough not to be in flight)."""
+    query = select(ChangeEvent.id).where(
+        ChangeEvent.queued_at.is_(None),
+        ChangeEvent.event.in_(ALERTED_EVENTS),
+        ChangeEvent.detected_at < utcnow() - older_than,
+    )
+    return list(session.scalars(query.order_by(ChangeEvent.id)))
 
 
 # --- delivery ----------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class CheckReport:
 
 def check(cfg: Config, site: str | None = None, *, engine: Engine | None = None) -> CheckReport:
     """Check every configured site (or the one named): crawl, extract, diff, alert."""
-    from monitor.alerts import deliver_pending, queue_alerts
+    from monitor.alerts import deliver_pending, queue_alerts, unqueued_event_ids
     from monitor.extract import load_extractor
 
     targets = [cfg.site(site)] if site else list(cfg.sites)
@@ -120,9 +120,9 @@ def check(cfg: Config, site: str | None = None, *, engine: Engine | None = None)
     report = CheckReport()
     for site_cfg in targets:
         report.sites.append(check_site(engine, cfg, site_cfg, extractor))
-    if report.event_ids:
-        with session_scope(engine) as session:
-            report.alerts_queued = len(queue_alerts(session, cfg, report.event_ids))
+    with session_scope(engine) as session:
+        event_ids = report.event_ids + unqueued_event_ids(session)
+        report.alerts_queued = len(queue_alerts(session, cfg, event_ids))
     delivery = deliver_pending(engine, cfg)
     report.alerts_sent, report.alerts_failed = delivery.sent, delivery.failed
     report.alert_errors = list(delivery.errors)

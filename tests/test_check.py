@@ -258,3 +258,37 @@ def test_scheduler_runs_real_checks_and_stops_cleanly(tmp_path, clinic, sqlite_u
     assert not runner.is_alive()
     assert done == 1  # a new site's first check runs at once; the next one is a day away
     assert cli_jsonl(make_config(tmp_path, url, sqlite_url), "claims")
+
+
+def test_events_of_a_check_that_died_before_queuing_are_alerted_by_the_next(
+    tmp_path, clinic, sqlite_url
+):
+    from datetime import timedelta
+
+    from claims_db.models import ChangeEvent
+    from monitor.alerts import deliver_pending
+
+    root, url = clinic
+    alerts = {"file_dir": "outbox", "subscribers": [{"email": "watchdog@example.org"}]}
+    cfg = load_config(make_config(tmp_path, url, sqlite_url, **alerts))
+    check(cfg)
+    edit(root, "index.html", "60% of ALS patients", "65% of ALS patients")
+    # A check that dies after storing its events and before queuing their alert:
+    from monitor import alerts as alerts_module
+
+    real_queue = alerts_module.queue_alerts
+    alerts_module.queue_alerts = lambda session, cfg, ids: []
+    try:
+        check(cfg)
+    finally:
+        alerts_module.queue_alerts = real_queue
+    engine = open_database(cfg.database)
+    with session_scope(engine) as s:
+        for event in s.scalars(select(ChangeEvent)):
+            event.detected_at -= timedelta(hours=1)
+    deliver_pending(engine, cfg)
+    assert not list((tmp_path / "outbox").glob("*.eml"))
+    check(cfg)  # the next check finds the orphaned event and alerts it, once
+    check(cfg)
+    (mail,) = (tmp_path / "outbox").glob("*.eml")
+    assert "65% of ALS patients" in mail.read_text(encoding="utf-8", errors="replace")
