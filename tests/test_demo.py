@@ -47,7 +47,14 @@ def test_demo_runs_offline_and_reports_exactly_the_expected_events(tmp_path):
         check=True,
     ).stdout
     got = {
-        (e["event"], e["site"], e["category"], e["text"])
+        (
+            e["event"],
+            e["site"],
+            e["url"].rsplit("/", 1)[1] or "index.html",
+            e["category"],
+            e["text"],
+            e["old_text"],
+        )
         for e in map(json.loads, changes.splitlines())
     }
     assert got == expected_events()
