@@ -45,6 +45,8 @@ BOMS = (
 
 META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+# C1 controls and the private-use area: one regex search instead of a Python loop per character.
+_IMPOSSIBLE_CHARACTERS = re.compile("[\x80-\x9f\ue000-\uf8ff]")
 META_FIRST_WINDOW = 4 * 1024
 META_LAST_WINDOW = 64 * 1024
 
@@ -129,7 +131,7 @@ def _has_impossible_characters(text: str) -> bool:
 
     cp932 in particular maps 0x80 and 0xFD-0xFF, and its user-defined area, to these.
     """
-    return any(0x80 <= ord(char) <= 0x9F or 0xE000 <= ord(char) <= 0xF8FF for char in text)
+    return _IMPOSSIBLE_CHARACTERS.search(text) is not None
 
 
 def _mostly_halfwidth_kana(text: str) -> bool:

@@ -6,6 +6,7 @@ import json
 import unicodedata
 from pathlib import Path
 
+import lxml.html
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -21,9 +22,12 @@ from monitor.extract.evaluate import (
     read_corpus,
     split_of,
 )
+from monitor.extract.fold import fold
+from monitor.extract.html import decode_body
 from monitor.extract.text import split_sentences
 
 LABELLED = Path(__file__).parent / "labelled"
+DEMO_SITES = Path(__file__).parents[1] / "monitor" / "demo_sites"
 
 PAGE = """<!doctype html><html lang="en"><head><title>Aurora</title>
 <script>var ad = "Our therapy cures ALS in 90% of patients";</script>
@@ -331,7 +335,7 @@ def test_attributed_quotes_are_testimonials_and_outcomes_efficacy() -> None:
     text = "「脊髄損傷で諦めていた足の感覚が、少しずつ戻ってきました。」（30代男性）"
     claims = load_extractor().extract_text(text, lang_hint="ja")
     assert {c.category for c in claims} == {"testimonial", "efficacy_promise"}
-    assert all(c.text == unicodedata.normalize("NFKC", text) for c in claims)
+    assert all(c.text == text for c in claims)
 
 
 def test_registry_identifiers_are_attributes() -> None:
@@ -359,3 +363,115 @@ def test_real_non_clinic_pages_give_almost_no_claims() -> None:
         for claim in extractor.extract_html(page.read_bytes())
     ]
     assert len(claims) <= 3, [(c.category, c.text[:60]) for c in claims]
+
+
+# --- Verbatim claim text: what the page says, not its normalised form ---------------------------
+
+FOLDED = [
+    ("１,６５０円（税込）", "1,650円(税込)", "(税込)", "（税込）"),
+    ("㈱さくら", "(株)さくら", "株", "㈱"),
+    ("①治療", "1治療", "1", "①"),
+    ("ｱﾝﾁｴｲｼﾞﾝｸﾞ", "アンチエイジング", "ジング", "ｼﾞﾝｸﾞ"),
+    ("FDA-certiﬁed", "fda-certified", "fied", "ﬁed"),
+    ("Straße Clinic", "strasse clinic", "sse", "ße"),
+    ("İstanbul", "i̇stanbul", "stan", "stan"),
+    ("cafe\u0301 cure", "café cure", "é", "e\u0301"),
+]
+
+
+@pytest.mark.parametrize(("text", "folded", "part", "original"), FOLDED)
+def test_fold_maps_every_folded_span_back_to_the_original(
+    text: str, folded: str, part: str, original: str
+) -> None:
+    result = fold(text)
+    assert result.text == folded == unicodedata.normalize("NFKC", text).casefold()
+    start = folded.index(part)
+    first, last = result.original_span(start, start + len(part))
+    assert text[first:last] == original
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="aZ 9.,ßİﬁ①㈱（）！１ｶｷﾞﾟﾊ\u0301\u3099あ漢%", max_size=40))
+def test_fold_equals_whole_text_normalisation_and_spans_stay_in_bounds(text: str) -> None:
+    result = fold(text)
+    assert result.text == unicodedata.normalize("NFKC", text).casefold()
+    for start in range(len(result.text) + 1):
+        first, last = result.original_span(start, len(result.text))
+        assert 0 <= first <= last == (len(text) if start < len(result.text) else first)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "category"),
+    [
+        ("幹細胞点滴療法は1回1,650,000円（税込）です。", "ja", "price"),
+        ("幹細胞点滴療法は１回１，６５０，０００円（税込）です。", "ja", "price"),
+        ("㈱さくら再生医療の治療は厚生労働省に届出・受理されています。", "ja", None),
+        ("① 治療後、多くの患者様で症状の改善が見られました。", "ja", None),
+        ("ｱﾝﾁｴｲｼﾞﾝｸﾞ治療で肌が若返ります。", "ja", None),
+        ("Our laboratory is FDA-certiﬁed and FDA registered.", "en", None),
+        ("Our ﬁrst patients at Straße: symptoms improved in 60% of our ALS patients.", "en", None),
+        ("İstanbul: symptoms improved in 60% of our ALS patients.", "en", None),
+        ("Symptoms improved in ６０％ of our ALS patients.", "en", None),
+    ],
+)
+def test_claim_text_is_verbatim_and_finds_what_the_normalised_text_finds(
+    text: str, lang: str, category: str | None
+) -> None:
+    extractor = load_extractor()
+    claims = extractor.extract_text(text, lang_hint=lang)
+    normalised = extractor.extract_text(unicodedata.normalize("NFKC", text), lang_hint=lang)
+    assert claims and [c.category for c in claims] == [c.category for c in normalised]
+    if category:
+        assert category in {c.category for c in claims}
+    for claim, plain in zip(claims, normalised, strict=True):
+        assert claim.text == text
+        assert claim.text[claim.trigger_start : claim.trigger_end] == claim.trigger
+        assert unicodedata.normalize("NFKC", claim.trigger).casefold() == plain.trigger.casefold()
+        assert claim.key == normalise_sentence(text) == plain.key
+        assert claim.figures == plain.figures and claim.conditions == plain.conditions
+
+
+def test_full_width_price_keeps_its_figure() -> None:
+    (claim,) = load_extractor().extract_text(
+        "幹細胞点滴療法は１回１，６５０，０００円（税込）です。"
+    )
+    assert claim.trigger == "１，６５０，０００円"
+    assert claim.figures[0]["amount"] == 1_650_000.0 and claim.figures[0]["currency"] == "JPY"
+
+
+def _collapsed(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _page_text(html: bytes) -> str:
+    """Every text node of a page, in order (what a sentence of one of its blocks is part of)."""
+    root = lxml.html.fromstring(decode_body(html))
+    return _collapsed("".join(root.itertext()))
+
+
+def _verbatim_sources() -> list[tuple[str, str, list]]:
+    extractor = load_extractor()
+    sources = []
+    for path in sorted(LABELLED.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            claims = extractor.extract_text(item["text"], lang_hint=item.get("lang"))
+            sources.append((item["id"], _collapsed(item["text"]), claims))
+    for path in sorted(DEMO_SITES.rglob("*.html")):
+        html = path.read_bytes()
+        sources.append((str(path), _page_text(html), extractor.extract_html(html)))
+    return sources
+
+
+def test_every_claim_of_corpus_and_demo_sites_is_verbatim_with_its_trigger() -> None:
+    checked = changed_by_nfkc = 0
+    for source, text, claims in _verbatim_sources():
+        for claim in claims:
+            assert _collapsed(claim.text) == claim.text, (source, claim.text)
+            assert claim.text in text, (source, claim.text)
+            assert claim.text[claim.trigger_start : claim.trigger_end] == claim.trigger, source
+            assert claim.key == normalise_sentence(claim.text)
+            checked += 1
+            changed_by_nfkc += unicodedata.normalize("NFKC", claim.text) != claim.text
+    assert checked > 500
+    assert changed_by_nfkc > 20  # the corpus does exercise full-width text

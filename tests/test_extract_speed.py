@@ -11,9 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crawler.encoding import _has_impossible_characters
 from monitor.config import ConfigError
 from monitor.extract import Extractor, load_extractor
-from monitor.extract.fast import LiteralIndex, TermFinder, required_literals, unbounded_nesting
+from monitor.extract.fast import (
+    LiteralIndex,
+    TermFinder,
+    WordTermFinder,
+    required_literals,
+    unbounded_nesting,
+)
 from monitor.extract.html import parse_page
 from monitor.extract.matchers import build_matcher
 from monitor.extract.rules import DEFAULT_RULES_DIR
@@ -214,3 +221,53 @@ def test_rules_for_keeps_every_rule_that_matches() -> None:
             candidates = rules.rules_for(text)
             matching = [r for r in rules.rules if r.matcher.pattern.search(text)]
             assert [r.id for r in candidates if r in matching] == [r.id for r in matching]
+
+
+def test_word_term_finder_never_misses_a_lexicon_match() -> None:
+    attributes = load_extractor().attributes
+    lexicons = [attributes.conditions, attributes.interventions, attributes.authorities]
+    sentences = _sentences()
+    matched = 0
+    for lexicon in lexicons:
+        for sentence in sentences:
+            if lexicon.pattern.search(sentence):
+                assert lexicon.finder.occurs_in(sentence), sentence
+                matched += 1
+    assert matched > 100
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("symptoms improved", False),  # "ed" inside a word is no lexicon match
+        ("ed treatment", True),
+        ("treats ed.", True),
+        ("alsの患者", True),  # kana is not a Latin letter: "als" stands alone
+        ("falls", False),
+        ("脳卒中の後遺症", True),
+    ],
+)
+def test_word_term_finder_keeps_the_lexicon_boundaries(text: str, found: bool) -> None:
+    finder = WordTermFinder(["ed", "als", "脳卒中"])
+    assert finder.occurs_in(text) is found
+    assert not WordTermFinder([]).occurs_in(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["plain ascii", "当院の治療", "\x80 c1 control", "x\x9fy", "\ue000", "\uf8ff", "\uf900"]
+)
+def test_impossible_characters_are_c1_controls_and_private_use(text: str) -> None:
+    expected = any(0x80 <= ord(c) <= 0x9F or 0xE000 <= ord(c) <= 0xF8FF for c in text)
+    assert _has_impossible_characters(text) is expected
+
+
+def test_blocks_without_anchors_still_give_the_page_its_medical_context() -> None:
+    # The gated testimonial needs the page's context, which lives in blocks with no anchor;
+    # their language is detected only when that question comes up.
+    context = "".join(
+        f"<p>{line}</p>"
+        for line in ("Patients with arthritis visit our clinic.", "Stem cell infusion day.")
+    )
+    html = context + '<p>"Best decision I ever made," says Tom from Arizona.</p>'
+    claims = load_extractor().extract_html(html)
+    assert [c.category for c in claims] == ["testimonial"]

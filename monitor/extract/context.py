@@ -9,7 +9,7 @@ its sentence, or the page around it, has such words.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class MedicalContext:
     sentence_terms: dict[str, re.Pattern[str]]
     gated_rules: tuple[str, ...]
     page_minimum: int
+    _gated: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def in_sentence(self, lang: str, lowered: str) -> bool:
         """Whether a lower-cased sentence names a treatment, a patient, a disease …"""
@@ -47,10 +48,13 @@ class MedicalContext:
 
     def needs_context(self, rule_id: str) -> bool:
         """Whether claims of this rule stand only in a medical context."""
-        return any(
-            rule_id.startswith(gate[:-1]) if gate.endswith("*") else rule_id == gate
-            for gate in self.gated_rules
-        )
+        needs = self._gated.get(rule_id)
+        if needs is None:  # asked for every claim: decide once per rule
+            needs = self._gated[rule_id] = any(
+                rule_id.startswith(gate[:-1]) if gate.endswith("*") else rule_id == gate
+                for gate in self.gated_rules
+            )
+        return needs
 
 
 def _terms_pattern(path: Path, lang: str, terms: list[str]) -> re.Pattern[str]:

@@ -13,12 +13,16 @@ sentences.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from monitor.extract.attributes import AttributeFinder, load_attribute_finder
 from monitor.extract.context import MedicalContext, load_medical_context
+from monitor.extract.fast import TermFinder
+from monitor.extract.fold import Folded, fold
 from monitor.extract.html import Block, decode_body, parse_page
 from monitor.extract.rules import (
     DEFAULT_RULES_DIR,
@@ -39,6 +43,27 @@ _VOICED_BLOCK_MIN = 2
 _CHROME_CONFIDENCE = 0.95
 
 
+@dataclass(frozen=True)
+class _Sentence:
+    """One sentence: verbatim as on the page, and folded (NFKC, case-folded) for the rules."""
+
+    text: str
+    lowered: str
+    block: Folded
+    offset: int  # where `text` starts in the block's verbatim text
+    folded_offset: int  # where `lowered` starts in the block's folded text
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of `text` that the folded span ``start:end`` of `lowered` came from."""
+        a, b = self.block.original_span(self.folded_offset + start, self.folded_offset + end)
+        length = len(self.text)
+        return min(max(a - self.offset, 0), length), min(max(b - self.offset, 0), length)
+
+    def normal(self) -> str:
+        """The sentence NFKC-normalised but not case-folded (what attribute patterns read)."""
+        return unicodedata.normalize("NFKC", self.text)
+
+
 class Extractor:
     """Finds claims with the rules of one folder; `version` names those rules."""
 
@@ -48,6 +73,7 @@ class Extractor:
         self.attributes: AttributeFinder = load_attribute_finder(self.rules_dir / "attributes.yaml")
         self.context: MedicalContext | None = load_medical_context(self.rules_dir)
         self.version: str = rules_version(self.rules_dir)
+        self.any_anchor = TermFinder(a for rules in self.languages.values() for a in rules.anchors)
 
     def extract_html(
         self,
@@ -72,21 +98,22 @@ class Extractor:
 
     def _claims(self, blocks: list[Block], hint: str | None) -> Iterator[ExtractedClaim]:
         done: set[str] = set()  # a repeated sentence gives the same claims: do it once
-        located = [
-            (b, lang, _lower(b.text)) for b, lang in self._blocks_with_language(blocks, hint)
-        ]
-        page_anchors = self._page_anchors(located)
-        page_context = _PageContext(self.context, self.attributes, located)
-        for block, lang, lowered in located:
-            anchors = [a for a in page_anchors[lang] if a in lowered]
+        page = _PageBlocks([fold(block.text) for block in blocks], hint, self.languages)
+        page_context = _PageContext(self.context, self.attributes, page)
+        for number, (block, folded) in enumerate(zip(blocks, page.folded, strict=True)):
+            # Most blocks hold no anchor of any language: they need no language and no sentences.
+            if not self.any_anchor.occurs_in(folded.text):
+                continue
+            lang = page.language(number)
+            anchors = self.languages[lang].anchors_in(folded.text) if lang else []
             if anchors:
-                yield from self._block_claims(block, lang, lowered, anchors, done, page_context)
+                yield from self._block_claims(block, lang, folded, anchors, done, page_context)
 
     def _block_claims(
         self,
         block: Block,
         lang: str,
-        lowered: str,
+        folded: Folded,
         anchors: list[str],
         done: set[str],
         page_context: _PageContext,
@@ -94,15 +121,17 @@ class Extractor:
         """The claims of one block; none when the block as a whole is in another voice."""
         claims: list[ExtractedClaim] = []
         checked: list[str] = []
-        spans = list(split_sentences(block.text, lang))
+        lowered = folded.text
+        spans = list(split_sentences(lowered, lang))
         for start, end in spans:
             low = lowered[start:end]
             if low in done or not any(a in low for a in anchors):
                 continue
             done.add(low)
             checked.append(low)
-            for claim in self._sentence_claims(block, lang, block.text[start:end], low):
-                if page_context.allows(claim.rule_id, lang, claim.text):
+            sentence = _verbatim_sentence(block.text, folded, start, end)
+            for claim in self._sentence_claims(block, lang, sentence):
+                if page_context.allows(claim.rule_id, lang, sentence):
                     claims.append(claim)
         # Judged only for blocks with claims: most blocks have none, and this reads every sentence.
         if claims and self._in_other_voice(lang, [lowered[a:b] for a, b in spans]):
@@ -115,34 +144,13 @@ class Extractor:
         voiced = sum(1 for low in sentences if _reported(self.languages[lang], low))
         return voiced >= _VOICED_BLOCK_MIN and voiced >= len(sentences) * _VOICED_BLOCK_SHARE
 
-    def _page_anchors(self, located: list[tuple[Block, str, str]]) -> dict[str, list[str]]:
-        """Per language, the anchors present anywhere on the page (one scan of the whole text)."""
-        texts: dict[str, list[str]] = {lang: [] for lang in self.languages}
-        for _, lang, lowered in located:
-            texts[lang].append(lowered)
-        return {
-            lang: [a for a in self.languages[lang].anchors if a in joined] if parts else []
-            for lang, parts in texts.items()
-            for joined in ("\n".join(parts),)
-        }
-
-    def _blocks_with_language(
-        self, blocks: list[Block], hint: str | None
-    ) -> list[tuple[Block, str]]:
-        """Blocks in a language we have rules for."""
-        found = []
-        for block in blocks:
-            lang = detect_language(block.text, hint)
-            if lang in self.languages:
-                found.append((block, lang))
-        return found
-
     def _sentence_claims(
-        self, block: Block, lang: str, sentence: str, lowered: str
+        self, block: Block, lang: str, sentence: _Sentence
     ) -> Iterator[ExtractedClaim]:
         rules = self.languages[lang]
+        lowered = sentence.lowered
         seen: set[str] = set()
-        for rule in rules.rules:
+        for rule in rules.rules_for(lowered):  # only rules whose required literals are present
             if rule.category in seen:
                 continue
             match = rule.matcher.search(lowered)
@@ -153,37 +161,39 @@ class Extractor:
             if _excluded(rules, rule.category, lowered):
                 continue
             seen.add(rule.category)
-            yield self._claim(block, lang, sentence, lowered, rule, match)
+            yield self._claim(block, lang, sentence, rule, match)
 
     def _claim(
         self,
         block: Block,
         lang: str,
-        sentence: str,
-        lowered: str,
+        sentence: _Sentence,
         rule: Rule,
         match: re.Match[str],
     ) -> ExtractedClaim:
-        hedged = self.languages[lang].hedges.search(lowered) is not None
+        hedged = self.languages[lang].hedges.search(sentence.lowered) is not None
         confidence = rule.confidence * (_HEDGED_CONFIDENCE if hedged else 1.0)
         attributes = dict(rule.attributes)
+        normal = sentence.normal()  # figures and lexicons read full-width digits as ASCII
         if rule.category == "registry_endorsement":
-            attributes.update(self.attributes.registry(sentence))
+            attributes.update(self.attributes.registry(normal))
+        text = sentence.text
+        trigger_start, trigger_end = sentence.original_span(match.start(), match.end())
         return ExtractedClaim(
             category=rule.category,
-            text=sentence,
-            key=normalise_sentence(sentence),
+            text=text,
+            key=normalise_sentence(text),
             lang=lang,
-            trigger=sentence[match.start() : match.end()],
-            trigger_start=match.start(),
-            trigger_end=match.end(),
+            trigger=text[trigger_start:trigger_end],
+            trigger_start=trigger_start,
+            trigger_end=trigger_end,
             rule_id=rule.id,
             rules_version=self.version,
             hedged=hedged,
             confidence=round(confidence * (_CHROME_CONFIDENCE if block.chrome else 1.0), 3),
-            conditions=self.attributes.conditions.find(sentence),
-            interventions=self.attributes.interventions.find(sentence),
-            figures=self.attributes.figures(sentence),
+            conditions=self.attributes.conditions.find(normal),
+            interventions=self.attributes.interventions.find(normal),
+            figures=self.attributes.figures(normal),
             attributes=attributes,
             location=block.location,
             chrome=block.chrome,
@@ -191,12 +201,14 @@ class Extractor:
         )
 
 
-def _lower(text: str) -> str:
-    """Lower-case without changing offsets (a few characters, like 'İ', grow when lowered)."""
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+def _verbatim_sentence(text: str, folded: Folded, start: int, end: int) -> _Sentence:
+    """The sentence at folded offsets ``start:end`` of a block, as the block's text has it."""
+    first, last = folded.original_span(start, end)
+    while first < last and text[first].isspace():
+        first += 1
+    while last > first and text[last - 1].isspace():
+        last -= 1
+    return _Sentence(text[first:last], folded.text[start:end], folded, first, start)
 
 
 def _negated(rules: LanguageRules, lowered: str, start: int, end: int) -> bool:
@@ -236,35 +248,55 @@ def _reported(rules: LanguageRules, lowered: str) -> bool:
     )
 
 
+class _PageBlocks:
+    """A page's folded blocks and, detected on first need, the language of each."""
+
+    def __init__(
+        self, folded: list[Folded], hint: str | None, languages: dict[str, LanguageRules]
+    ) -> None:
+        self.folded = folded
+        self.hint = hint
+        self.languages = languages
+        self.detected: dict[int, str | None] = {}
+
+    def language(self, number: int) -> str | None:
+        """The language of block `number` when there are rules for it, else None."""
+        if number not in self.detected:
+            lang = detect_language(self.folded[number].text, self.hint)
+            self.detected[number] = lang if lang in self.languages else None
+        return self.detected[number]
+
+    def texts_in(self, lang: str) -> list[str]:
+        """The folded text of every block in `lang`, in page order."""
+        return [f.text for i, f in enumerate(self.folded) if self.language(i) == lang]
+
+
 class _PageContext:
     """Whether a claim's sentence or its page is about medical treatment (decided lazily)."""
 
     def __init__(
-        self,
-        context: MedicalContext | None,
-        attributes: AttributeFinder,
-        located: list[tuple[Block, str, str]],
+        self, context: MedicalContext | None, attributes: AttributeFinder, page: _PageBlocks
     ) -> None:
         self.context = context
         self.attributes = attributes
-        self.located = located
+        self.page = page
         self.pages: dict[str, bool] = {}
 
-    def allows(self, rule_id: str, lang: str, sentence: str) -> bool:
+    def allows(self, rule_id: str, lang: str, sentence: _Sentence) -> bool:
         """True unless the rule is gated and neither sentence nor page has the context."""
         if self.context is None or not self.context.needs_context(rule_id):
             return True
-        if self.context.in_sentence(lang, _lower(sentence)):
+        if self.context.in_sentence(lang, sentence.lowered):
             return True
         # A named condition or intervention ("ALS", 「自閉症」, "PRP") is context enough.
-        named = self.attributes.conditions.find(sentence) or self.attributes.interventions.find(
-            sentence
+        normal = sentence.normal()
+        named = self.attributes.conditions.find(normal) or self.attributes.interventions.find(
+            normal
         )
         if named:
             return True
         if lang not in self.pages:
-            texts = [low for _, block_lang, low in self.located if block_lang == lang]
-            self.pages[lang] = self.context.page_has_context(lang, texts)
+            self.pages[lang] = self.context.page_has_context(lang, self.page.texts_in(lang))
         return self.pages[lang]
 
 

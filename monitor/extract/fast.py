@@ -9,6 +9,7 @@ uses), so they hold for whatever rules the files contain, not just today's:
   automaton; one pass over a sentence tells which matchers can match it at all, so the rules that
   cannot are skipped without a regex search.
 - `TermFinder`: the same one-pass search for a plain list of terms (a language's anchors).
+- `WordTermFinder`: the same, for lexicon terms that must stand as whole Latin words.
 - `unbounded_nesting(pattern)`: whether an unbounded quantifier (``*``, ``+``, ``{n,}``) repeats
   something that itself holds one, like ``(\\w+\\s?)+``: such patterns backtrack exponentially
   on a near miss, so the rule loader rejects them.
@@ -147,6 +148,43 @@ class TermFinder:
             for _, where in self._automaton.iter(text):
                 found.update(where)
         return [self.terms[position] for position in sorted(found)]
+
+
+class WordTermFinder:
+    """Whether a lower-cased text has a term where a lexicon pattern could match it: a term that
+    starts (ends) with an ASCII letter or digit must not have one just before (after) it.
+
+    This is the boundary `attributes.Lexicon` puts around Latin terms, so a False here means the
+    lexicon's regex cannot match; "ed" inside "improved" no longer counts, as it did for ``in``.
+    Example: ``WordTermFinder(["ed", "als"]).occurs_in("improved")`` → False.
+    """
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self._automaton = ahocorasick.Automaton()
+        for term in set(terms):
+            if term:
+                bounded_start = term[0].isascii() and term[0].isalnum()
+                bounded_end = term[-1].isascii() and term[-1].isalnum()
+                self._automaton.add_word(term, (len(term), bounded_start, bounded_end))
+        self._empty = len(self._automaton) == 0
+        if not self._empty:
+            self._automaton.make_automaton()
+
+    def occurs_in(self, text: str) -> bool:
+        """Whether a term occurs in `text` with the boundaries its pattern asks for."""
+        if self._empty:
+            return False
+        for end, (length, bounded_start, bounded_end) in self._automaton.iter(text):
+            start = end - length + 1
+            if bounded_start and start > 0 and text[start - 1] in _ASCII_ALNUM:
+                continue
+            if bounded_end and end + 1 < len(text) and text[end + 1] in _ASCII_ALNUM:
+                continue
+            return True
+        return False
+
+
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def unbounded_nesting(pattern: str) -> bool:

@@ -9,6 +9,7 @@ as site chrome, since a claim there is a claim of the whole site.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -105,6 +106,12 @@ _TAG_KINDS: dict[str, tuple[bool, bool, bool, str | None]] = {
 }
 _TAG_KINDS[""] = (True, False, False, None)  # comments, processing instructions, entities
 _OTHER_TAG = (False, False, False, None)
+# The only attributes `_classify` reads; an element with none of them is classified by its tag.
+_READ_ATTRIBUTES = frozenset({"role", "id", "class", "hidden", "aria-hidden"})
+# id/class value → `_name` answer, shared by all pages: a site repeats its class names on every
+# page. Bounded, since ids such as "post-1234" never repeat.
+_NAME_CACHE: dict[str, tuple[bool, str | None]] = {}
+_NAME_CACHE_LIMIT = 50_000
 _SKIPPED = (True, None, False, False)
 
 
@@ -135,7 +142,9 @@ def parse_page(html: str) -> Page:
     """Parse HTML text into blocks; broken markup is repaired, never fatal."""
     # lxml refuses str input that declares an encoding, and NUL bytes end its input early.
     data = html.replace("\x00", "").encode("utf-8", errors="replace")
-    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+    parser = etree.HTMLParser(
+        encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False
+    )
     try:
         root = etree.fromstring(data, parser)
     except (etree.XMLSyntaxError, ValueError):
@@ -164,7 +173,7 @@ class _BlockCollector:
         self.parts: list[str] = []
         self.regions: list[str] = ["main"]
         self.content_depth = 0
-        self.name_cache: dict[str, tuple[bool, str | None]] = {}
+        self.name_cache = _NAME_CACHE
 
     def collect(self, root: etree._Element) -> list[Block]:
         walker = etree.iterwalk(root, events=("start", "end"))
@@ -176,10 +185,10 @@ class _BlockCollector:
                 tag = element.tag
                 tag = tag.lower() if isinstance(tag, str) else ""
                 skipped_tag, is_block, is_content, chrome = kinds.get(tag, _OTHER_TAG)
-                attributes = None if skipped_tag else element.items()
-                if attributes:
-                    region, skip = self._classify(dict(attributes), tag)
-                else:  # most elements: only the tag decides
+                names = None if skipped_tag else element.keys()
+                if names and not _READ_ATTRIBUTES.isdisjoint(names):
+                    region, skip = self._classify(element.attrib, tag)
+                else:  # most elements (links, images …): only the tag decides
                     region = chrome if chrome and self.content_depth == 0 else None
                     skip = skipped_tag
                 if skip:
@@ -207,7 +216,7 @@ class _BlockCollector:
         self._flush()
         return self.blocks
 
-    def _classify(self, named: dict[str, str], tag: str) -> tuple[str | None, bool]:
+    def _classify(self, named: Mapping[str, str], tag: str) -> tuple[str | None, bool]:
         """(chrome region an element with attributes opens or None, whether to skip it)."""
         role = (named.get("role") or "").lower()
         skipped_name, chrome_name = self._names(named)
@@ -223,7 +232,7 @@ class _BlockCollector:
             return chrome_name, False
         return None, False
 
-    def _names(self, named: dict[str, str]) -> tuple[bool, str | None]:
+    def _names(self, named: Mapping[str, str]) -> tuple[bool, str | None]:
         """(id/class marks navigation or a cookie banner, chrome region the id/class names)."""
         ident, classes = named.get("id"), named.get("class")
         skipped, region = self._name(classes) if classes else (False, None)
@@ -243,7 +252,9 @@ class _BlockCollector:
             if region in ("sidebar", "widget", "widgets"):
                 region = "aside"
             skipped = _SKIPPED_NAME.search(value) is not None
-            cached = self.name_cache[value] = (skipped, region)
+            cached = (skipped, region)
+            if len(self.name_cache) < _NAME_CACHE_LIMIT:
+                self.name_cache[value] = cached
         return cached
 
     def _flush(self) -> None:

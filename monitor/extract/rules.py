@@ -129,18 +129,34 @@ class LanguageRules:
     path: Path = field(default_factory=Path)
     _anchor_finder: TermFinder | None = field(default=None, repr=False, compare=False)
     _index: LiteralIndex | None = field(default=None, repr=False, compare=False)
+    # Rule positions by literal-index key, and those of rules without a key (always candidates).
+    _positions_by_key: dict[int, list[int]] | None = field(default=None, repr=False, compare=False)
+    _unindexed: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def rules_for(self, sentence: str) -> list[Rule]:
         """The rules, in file order, whose matcher can match `sentence` (lower-cased): the
         others lack every literal their pattern requires. Same claims, far fewer searches."""
         if self._index is None:
             return self.rules
+        if self._positions_by_key is None:
+            self._group_rules_by_key()
         present = self._index.keys_in(sentence)
-        return [
-            rule
-            for rule in self.rules
-            if rule.matcher.index_key is None or rule.matcher.index_key in present
-        ]
+        by_key = self._positions_by_key or {}
+        positions = [p for key in present for p in by_key.get(key, ())]
+        if not positions:
+            return [self.rules[p] for p in self._unindexed]
+        return [self.rules[p] for p in sorted(positions + list(self._unindexed))]
+
+    def _group_rules_by_key(self) -> None:
+        by_key: dict[int, list[int]] = {}
+        unindexed = []
+        for position, rule in enumerate(self.rules):
+            key = rule.matcher.index_key
+            if key is None:
+                unindexed.append(position)
+            else:
+                by_key.setdefault(key, []).append(position)
+        self._positions_by_key, self._unindexed = by_key, tuple(unindexed)
 
     def anchors_in(self, text: str) -> list[str]:
         """The anchors that occur in `text` (lower-cased), in file order; one pass over `text`

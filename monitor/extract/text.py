@@ -126,10 +126,13 @@ def normalise_sentence(text: str) -> str:
 
 
 def clean_block(text: str) -> str:
-    """NFKC-normalise a block and collapse runs of spaces (line breaks are kept as one ``\\n``)."""
-    text = unicodedata.normalize("NFKC", text)
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
+    """Collapse runs of spaces in a block (line breaks are kept as one ``\\n``); nothing else
+    changes, so claim sentences stay verbatim (rules match `fold.fold` of the block)."""
+    lines = text.splitlines()
+    if len(lines) == 1:  # most blocks
+        return " ".join(lines[0].split())
+    collapsed = (" ".join(line.split()) for line in lines)
+    return "\n".join(line for line in collapsed if line)
 
 
 def detect_language(text: str, hint: str | None = None) -> str | None:
@@ -138,6 +141,8 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     `hint` (the page's or site's language) breaks ties: short Han-only text on a Japanese page is
     Japanese (headings such as 「料金表」 carry no kana).
     """
+    if text.isascii():  # most blocks: no kana or Han to look for
+        return _latin_language(text, hint) if _LATIN.search(text) else None
     if _KANA.search(text):
         if _mostly_latin(text, _KANA):
             return _latin_language(text, hint)
