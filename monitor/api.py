@@ -18,7 +18,8 @@ from sqlalchemy import select
 from claims_db import queries
 from claims_db.engine import open_database, session_scope
 from claims_db.models import Site
-from monitor.check import CheckReport, check, reclassify_site
+from monitor.check import CheckReport, check
+from monitor.claim_store import reclassify_site
 from monitor.config import Config, load_config
 
 __all__ = [
