@@ -1,4 +1,9 @@
-"""Every example of every rule file: positives are found, near-miss negatives are not."""
+"""Every example of every rule file: positives are found, near-miss negatives are not.
+
+A negative example is a hard negative for its rule's whole category: news, a regulator's
+warning, a disclaimer, a negation or a neutral description that uses the rule's words must give
+no claim of that category from any rule, not only from the rule it is listed under.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,22 @@ def test_rule_example(lang: str, rule_id: str, text: str, expect: str | None) ->
     if expect:
         assert expect in {c.category for c in claims}, f"{rule_id} should find {expect}"
     else:
-        assert rule_id not in {c.rule_id for c in claims}, f"{rule_id} is a near miss"
+        category = _category_of(rule_id)
+        found = {c.rule_id for c in claims if c.category == category}
+        assert not found, f"near miss of {rule_id}, but {sorted(found)} found {category}"
+
+
+def _category_of(rule_id: str) -> str:
+    lang = rule_id.split(".", 1)[0]
+    return next(r.category for r in load_extractor().languages[lang].rules if r.id == rule_id)
+
+
+def test_every_rule_has_examples_for_its_own_words() -> None:
+    """Each rule carries at least one positive and one hard negative (the loader insists too)."""
+    for lang, rules in load_extractor().languages.items():
+        for rule in rules.rules:
+            expects = {e.expect for e in rule.examples}
+            assert rule.category in expects and None in expects, (lang, rule.id)
 
 
 def test_every_language_has_rules_for_every_category() -> None:
