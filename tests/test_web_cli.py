@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import click
-import httpx
+import httpx2
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -111,13 +111,13 @@ def test_serve_runs_uvicorn_with_the_app(config_file, monkeypatch):
         response = None
         for _ in range(100):
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/login")
+                response = httpx2.get(f"http://127.0.0.1:{port}/login")
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.1)
         assert response is not None and response.status_code == 200
         assert 'name="password"' in response.text
-        assert httpx.get(f"http://127.0.0.1:{port}/api/sites").status_code == 401
+        assert httpx2.get(f"http://127.0.0.1:{port}/api/sites").status_code == 401
     finally:
         for server in servers:
             server.should_exit = True
