@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
@@ -101,18 +102,13 @@ def check(cfg: Config, site: str | None = None, *, engine: Engine | None = None)
     engine = engine or open_database(cfg.database)
     extractor = load_extractor(cfg.rules_dir)
     report = CheckReport()
-    for site_cfg in targets:
-        site_report = check_site(engine, cfg, site_cfg, extractor)
-        log.info(
-            "%s: %s, %d pages fetched, %d failed, events %s%s",
-            site_report.site,
-            site_report.status,
-            site_report.pages_ok,
-            site_report.pages_failed,
-            dict(site_report.events) or "none",
-            f" ({site_report.error})" if site_report.error else "",
-        )
-        report.sites.append(site_report)
+    # Sites are independent and politeness is per site: crawl several at once, each in its own
+    # child process; reports keep the config's order.
+    workers = max(1, min(cfg.crawl.parallel_sites, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+        for site_report in pool.map(lambda s: check_site(engine, cfg, s, extractor), targets):
+            _log_site(site_report)
+            report.sites.append(site_report)
     with session_scope(engine) as session:
         event_ids = report.event_ids + unqueued_event_ids(session)
         report.alerts_queued = len(queue_alerts(session, cfg, event_ids))
@@ -120,6 +116,18 @@ def check(cfg: Config, site: str | None = None, *, engine: Engine | None = None)
     report.alerts_sent, report.alerts_failed = delivery.sent, delivery.failed
     report.alert_errors = list(delivery.errors)
     return report
+
+
+def _log_site(report: SiteReport) -> None:
+    log.info(
+        "%s: %s, %d pages fetched, %d failed, events %s%s",
+        report.site,
+        report.status,
+        report.pages_ok,
+        report.pages_failed,
+        dict(report.events) or "none",
+        f" ({report.error})" if report.error else "",
+    )
 
 
 def sync_site(session: Session, site_cfg: SiteConfig) -> Site:

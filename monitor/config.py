@@ -98,6 +98,7 @@ class CrawlConfig(_Strict):
     retries: int = Field(default=2, ge=0, le=10)
     max_page_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     crawl_timeout: timedelta = timedelta(hours=2)
+    parallel_sites: int = Field(default=4, ge=1, le=32)
 
     @field_validator("crawl_timeout", mode="before")
     @classmethod
