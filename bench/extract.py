@@ -9,6 +9,7 @@ down). Then: the time for one 5 MB page, linear-time evidence for big inputs, an
 the extractor finds in the unmodified real pages ("nothing spurious").
 
     .venv/bin/python bench/extract.py [--pages 240] [--repeat 3] [--corpus DIR]
+    .venv/bin/python bench/extract.py --rules /tmp/rules     # timings with a frozen copy of the rules
     .venv/bin/python bench/extract.py --dump before.jsonl --rules /tmp/rules   # reference output
 
 `--dump` writes every claim found in the bench pages, the labelled corpus and the demo sites; an
@@ -89,9 +90,11 @@ def best_cpu_seconds(run: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def time_extractor(pages: list[bytes], repeat: int) -> tuple[float, int]:
+def time_extractor(
+    pages: list[bytes], repeat: int, rules_dir: Path | None = None
+) -> tuple[float, int]:
     """CPU seconds for bytes → claims over all pages, and the number of claims."""
-    extractor = load_extractor()
+    extractor = load_extractor(rules_dir)
     claims = sum(len(extractor.extract_html(page)) for page in pages)  # warm-up, and the count
     seconds = best_cpu_seconds(lambda: [extractor.extract_html(page) for page in pages], repeat)
     return seconds, claims
@@ -117,9 +120,11 @@ def big_page(pages: list[bytes], size: int = 5_000_000) -> bytes:
     return b"<html><body>" + b"".join(bodies)[:size] + b"</body></html>"
 
 
-def time_big_pages(pages: list[bytes]) -> list[tuple[str, int, float]]:
+def time_big_pages(
+    pages: list[bytes], rules_dir: Path | None = None
+) -> list[tuple[str, int, float]]:
     """(what, bytes, CPU seconds) for a 5 MB page and a 1 MB one: linear time means about 5×."""
-    extractor = load_extractor()
+    extractor = load_extractor(rules_dir)
     timings = []
     for label, size in (("1 MB page", 1_000_000), ("5 MB page", 5_000_000)):
         page = big_page(pages, size)
@@ -128,9 +133,9 @@ def time_big_pages(pages: list[bytes]) -> list[tuple[str, int, float]]:
     return timings
 
 
-def spurious_report(real: list[bytes]) -> Counter[str]:
+def spurious_report(real: list[bytes], rules_dir: Path | None = None) -> Counter[str]:
     """Claims found in the unmodified real pages (which are not clinic pages)."""
-    extractor = load_extractor()
+    extractor = load_extractor(rules_dir)
     return Counter(c.category for page in real for c in extractor.extract_html(page))
 
 
@@ -177,7 +182,7 @@ def main() -> None:
         print(f"dumped {dump_claims(pages, args.rules, args.dump)} sources to {args.dump}")
         return
     total_mb = sum(map(len, pages)) / 1e6
-    seconds, claims = time_extractor(pages, args.repeat)
+    seconds, claims = time_extractor(pages, args.repeat, args.rules)
     print(
         f"pages: {len(pages)}, {total_mb:.1f} MB ({1000 * total_mb / len(pages):.0f} KB mean, "
         f"{min(map(len, pages)) // 1000}–{max(map(len, pages)) // 1000} KB); "
@@ -193,11 +198,11 @@ def main() -> None:
             f"trafilatura.extract (text only): {len(pages) / traf:.0f} pages/s per core "
             f"({1000 * traf / len(pages):.2f} ms/page); clinicwatch is {traf / seconds:.1f}× faster"
         )
-    for label, size, big_seconds in time_big_pages(pages):
+    for label, size, big_seconds in time_big_pages(pages, args.rules):
         print(
             f"{label} ({size / 1e6:.1f} MB): {big_seconds:.2f} s ({size / 1e6 / big_seconds:.1f} MB/s)"
         )
-    spurious = spurious_report(real)
+    spurious = spurious_report(real, args.rules)
     print(
         f"real non-clinic pages: {len(real)}; claims found in them: {sum(spurious.values())} "
         f"{dict(spurious)}"

@@ -3,6 +3,7 @@ literal index, the rejection of exponential patterns, and the single-pass HTML b
 
 from __future__ import annotations
 
+import codecs
 import json
 import shutil
 from pathlib import Path
@@ -14,14 +15,17 @@ from hypothesis import strategies as st
 from crawler.encoding import _has_impossible_characters
 from monitor.config import ConfigError
 from monitor.extract import Extractor, load_extractor
+from monitor.extract.branches import top_level_branches
 from monitor.extract.fast import (
     LiteralIndex,
+    TermAlternation,
     TermFinder,
     WordTermFinder,
+    further_required_literals,
     required_literals,
     unbounded_nesting,
 )
-from monitor.extract.html import parse_page
+from monitor.extract.html import decode_body, parse_page, parse_page_bytes
 from monitor.extract.matchers import build_matcher
 from monitor.extract.rules import DEFAULT_RULES_DIR
 
@@ -271,3 +275,151 @@ def test_blocks_without_anchors_still_give_the_page_its_medical_context() -> Non
     html = context + '<p>"Best decision I ever made," says Tom from Arizona.</p>'
     claims = load_extractor().extract_html(html)
     assert [c.category for c in claims] == ["testimonial"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "branches"),
+    [
+        (r"\bcure\b|heal(s|ed)", (r"\bcure\b", "heal(s|ed)")),
+        (r"(?:cure|heal)", ("(?:cure)", "(?:heal)")),  # one group around everything
+        (r"\b(cure|heal)\b", (r"\b(?:cure)\b", r"\b(?:heal)\b")),  # spread over its context
+        (r"[|(]x|y\|z", ("[|(]x", r"y\|z")),  # "|" in a class or escaped does not split
+        (r"a(b|c)d", None),  # a literal before the group could match on its own
+        (r"\b(cure|heal)\b.{0,9}now", None),  # the rest needs "now": already gated by it
+        (r"\b(cure|heal)+", None),  # a repeated group is not an alternation of the pattern
+        (r"(a)|\1", None),  # back-references count groups
+        (r"(?i)a|b", None),  # global flags
+        (r"(?=a|b)c", None),
+        ("cure", None),
+    ],
+)
+def test_top_level_branches(pattern: str, branches: tuple[str, ...] | None) -> None:
+    assert top_level_branches(pattern) == branches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "further"),
+    [
+        (r"(\$|€)\d+.{0,80}?(treatment|session)", [("$", "€")]),
+        (r"(treatment|session).{0,80}?(a|b)", []),  # "a" and "b" are in most sentences
+        (r"\bpain\b.{0,40}(gone|eased)", [("eased", "gone")]),
+        (r"cure", []),
+        (r"(?i)cure.{0,9}heal", []),
+    ],
+)
+def test_further_required_literals(pattern: str, further: list[tuple[str, ...]]) -> None:
+    assert further_required_literals(pattern) == further
+
+
+BRANCHED_SPECS = [
+    {"regex": r"\b(he|she) (can|could) walk\b|\bpatent(s|ed)?\b|^\W*[a-z]+, (a|an) [^,]{3,9}, now"},
+    {"regex": r"\b(cure[sd]?|heal\w*|walk(ed)? again|x)\b"},
+    {"near": {"a": r"(\$|€)\s?\d+", "b": ["cure", "session", "he"], "within": 12}},
+    {"lexicon": ["cure", "he", "walk again", "$"]},
+    {"regex": r"(a|b)c|\bc(?=d)|d$|^e"},
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "he ",
+                "she ",
+                "can ",
+                "could ",
+                "walk",
+                " again",
+                "patent",
+                "ed",
+                "s",
+                "cure",
+                "heal",
+                "x",
+                "$",
+                "€",
+                "5",
+                "session",
+                ", ",
+                "a ",
+                "an ",
+                "now",
+                "bob",
+                " ",
+                "c",
+                "d",
+                "e",
+                "ab",
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_branch_search_finds_what_the_whole_pattern_finds(text: str) -> None:
+    index = LiteralIndex()
+    matchers = [build_matcher(spec) for spec in BRANCHED_SPECS]
+    for matcher in matchers:
+        matcher.use_index(index)
+    for matcher in matchers:
+        expected = matcher.pattern.search(text)
+        got = matcher.search(text)
+        assert (got and got.span()) == (expected and expected.span()), matcher.pattern.pattern
+
+
+def test_rules_with_branches_are_searched_branch_by_branch() -> None:
+    # The machinery is in use for today's rules, not only in the tests above.
+    english = load_extractor().languages["en"]
+    assert sum(rule.matcher._branches is not None for rule in english.rules) > 10
+
+
+def test_term_alternation_compiles_only_the_terms_present() -> None:
+    terms = TermAlternation({"stem cells": r"\bstem cells\b", "cell": r"\bcell\b", "ms": "ms"})
+    assert terms.for_terms(frozenset({"cell", "ms"})).pattern == r"\bcell\b|ms"
+    assert terms.for_terms(frozenset()).pattern == ""
+    assert terms.pattern.pattern == r"\bstem cells\b|\bcell\b|ms"
+
+
+def test_lexicons_and_medical_context_find_what_their_whole_pattern_finds() -> None:
+    extractor = load_extractor()
+    attributes, context = extractor.attributes, extractor.context
+    assert context is not None
+    found = 0
+    for sentence in _sentences():
+        for lexicon in (attributes.conditions, attributes.interventions, attributes.authorities):
+            expected = tuple(
+                dict.fromkeys(lexicon.names[m.group(0)] for m in lexicon.pattern.finditer(sentence))
+            )
+            assert lexicon.find(sentence) == expected
+            found += bool(expected)
+        for vocabulary in (*context.terms.values(), *context.sentence_terms.values()):
+            whole = [m.span() for m in vocabulary.alternation.pattern.finditer(sentence)]
+            assert [m.span() for m in vocabulary.matches(sentence)] == whole
+    assert found > 100
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<p lang=ja>当院の治療は安全です。</p>".encode(), None),
+        (codecs.BOM_UTF8 + b"<p>Stem cells cure ALS.</p>", None),
+        (b"<p>Stem\x00 cells cure ALS.</p>", None),
+        ("<p>当院の治療</p>".encode("cp932"), "text/html; charset=Shift_JIS"),
+        (b"<p>broken \xff\xfe utf-8 \xe2\x82</p>", "text/html; charset=utf-8"),
+        (b"<p>plain</p>", None),
+    ],
+)
+def test_parsing_bytes_gives_the_page_the_decoded_text_gives(
+    body: bytes, content_type: str | None
+) -> None:
+    expected = parse_page(decode_body(body, content_type))
+    assert parse_page_bytes(body, content_type) == expected
+    assert expected.blocks  # every case has text to compare
+
+
+def test_tags_are_classified_whatever_their_case() -> None:
+    html = "<HTML><BODY><NAV>Menu</NAV><HEADER>Top</HEADER><P>Body text.</P></BODY></HTML>"
+    assert [(b.text, b.location) for b in parse_page(html).blocks] == [
+        ("Top", "header"),
+        ("Body text.", "main"),
+    ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import ConfigError
-from monitor.extract.fast import WordTermFinder
+from monitor.extract.fast import TermAlternation, WordTermFinder
 from monitor.extract.rules import read_yaml
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
@@ -51,24 +51,31 @@ _PRICE_AFTER = re.compile(rf"({_NUMBER})\s?({_alternation(list(_CURRENCY_AFTER))
 
 @dataclass
 class Lexicon:
-    """Terms in any language, each mapped to one normalised name."""
+    """Terms in any language, each mapped to one normalised name; `terms` is the alternation
+    that finds them (term → its regex body, longest first)."""
 
     names: dict[str, str]
-    pattern: re.Pattern[str]
+    terms: TermAlternation
     finder: WordTermFinder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.finder = WordTermFinder(self.names)
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The alternation of every term."""
+        return self.terms.pattern
 
     def find(self, text: str) -> tuple[str, ...]:
         """The normalised names named in `text`, in order of first mention, without repeats."""
         lowered = text.lower()
         # Most sentences name nothing; one pass of an automaton, with the pattern's word
         # boundaries, is far cheaper than the regex (and than testing each term in turn).
-        if not self.finder.occurs_in(lowered):
+        present = self.finder.present(lowered)
+        if not present:
             return ()
         found: dict[str, None] = {}
-        for match in self.pattern.finditer(lowered):
+        for match in self.terms.for_terms(present).finditer(lowered):
             found[self.names[match.group(0)]] = None
         return tuple(found)
 
@@ -82,7 +89,7 @@ def _lexicon(path: Path, section: str, entries: Any) -> Lexicon:
             raise ConfigError(f"{path}: {section}.{name}: a list of terms is required")
         for term in terms:
             names[term.lower()] = str(name)
-    parts = []
+    bodies = {}
     for term in sorted(names, key=len, reverse=True):
         body = re.escape(term)
         # Latin terms match whole Latin words; "\b" would fail in 「ALSの患者」, where kana count
@@ -91,9 +98,9 @@ def _lexicon(path: Path, section: str, entries: Any) -> Lexicon:
             body = r"(?<![a-z0-9])" + body
         if term[-1:].isascii() and term[-1:].isalnum():
             body += r"(?![a-z0-9])"
-        parts.append(body)
+        bodies[term] = body
     # Matched against lower-cased text: IGNORECASE would make every search several times slower.
-    return Lexicon(names, re.compile("|".join(parts)))
+    return Lexicon(names, TermAlternation(bodies))
 
 
 @dataclass

@@ -9,11 +9,13 @@ its sentence, or the page around it, has such words.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monitor.config import ConfigError
+from monitor.extract.fast import TermAlternation, TermFinder
 from monitor.extract.rules import LANGUAGES, read_yaml
 
 CONTEXT_FILE = "context.yaml"
@@ -23,25 +25,25 @@ CONTEXT_FILE = "context.yaml"
 class MedicalContext:
     """Per-language medical vocabulary and the categories that need it."""
 
-    terms: dict[str, re.Pattern[str]]
-    sentence_terms: dict[str, re.Pattern[str]]
+    terms: dict[str, _Vocabulary]
+    sentence_terms: dict[str, _Vocabulary]
     gated_rules: tuple[str, ...]
     page_minimum: int
     _gated: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def in_sentence(self, lang: str, lowered: str) -> bool:
         """Whether a lower-cased sentence names a treatment, a patient, a disease …"""
-        pattern = self.sentence_terms.get(lang)
-        return pattern is None or pattern.search(lowered) is not None
+        vocabulary = self.sentence_terms.get(lang)
+        return vocabulary is None or next(vocabulary.matches(lowered), None) is not None
 
     def page_has_context(self, lang: str, lowered_blocks: list[str]) -> bool:
         """Whether the page (all its blocks in `lang`) names enough distinct medical terms."""
-        pattern = self.terms.get(lang)
-        if pattern is None:
+        vocabulary = self.terms.get(lang)
+        if vocabulary is None:
             return True
         found: set[str] = set()
         for text in lowered_blocks:
-            found.update(m.group(0) for m in pattern.finditer(text))
+            found.update(m.group(0) for m in vocabulary.matches(text))
             if len(found) >= self.page_minimum:
                 return True
         return False
@@ -57,17 +59,31 @@ class MedicalContext:
         return needs
 
 
-def _terms_pattern(path: Path, lang: str, terms: list[str]) -> re.Pattern[str]:
-    """One alternation, longest first; Latin terms are whole words."""
-    parts = []
-    for term in sorted({t.lower() for t in terms}, key=len, reverse=True):
-        body = re.escape(term)
-        if term[:1].isascii() and term[:1].isalnum():
-            body = r"\b" + body
-        if term[-1:].isascii() and term[-1:].isalnum():
-            body += r"\b"
-        parts.append(body)
-    return re.compile("|".join(parts))
+class _Vocabulary:
+    """One language's terms as one alternation, longest first; Latin terms are whole words.
+
+    A text is searched with the alternation of only the terms it contains (found in one pass of
+    an automaton): the same matches, at a fraction of the cost of trying every term everywhere.
+    """
+
+    def __init__(self, terms: list[str]) -> None:
+        bodies = {}
+        for term in sorted({t.lower() for t in terms}, key=len, reverse=True):
+            body = re.escape(term)
+            if term[:1].isascii() and term[:1].isalnum():
+                body = r"\b" + body
+            if term[-1:].isascii() and term[-1:].isalnum():
+                body += r"\b"
+            bodies[term] = body
+        self.alternation = TermAlternation(bodies)
+        self._finder = TermFinder(bodies)
+
+    def matches(self, lowered: str) -> Iterator[re.Match[str]]:
+        """What ``finditer`` of the whole alternation yields over `lowered`."""
+        present = self._finder.present(lowered)
+        if not present:
+            return iter(())
+        return self.alternation.for_terms(frozenset(present)).finditer(lowered)
 
 
 def load_medical_context(rules_dir: Path) -> MedicalContext | None:
@@ -83,10 +99,9 @@ def load_medical_context(rules_dir: Path) -> MedicalContext | None:
         raise ConfigError(f"{path}: {unknown[0]}: unknown key (check the spelling)")
     medical = _language_terms(path, "medical", data["medical"])
     extra = _language_terms(path, "sentence_only", data.get("sentence_only") or {})
-    terms = {lang: _terms_pattern(path, lang, words) for lang, words in medical.items()}
+    terms = {lang: _Vocabulary(words) for lang, words in medical.items()}
     sentence_terms = {
-        lang: _terms_pattern(path, lang, words + extra.get(lang, []))
-        for lang, words in medical.items()
+        lang: _Vocabulary(words + extra.get(lang, [])) for lang, words in medical.items()
     }
     gated = data.get("gated_rules") or []
     if not isinstance(gated, list) or not all(isinstance(g, str) and g for g in gated):

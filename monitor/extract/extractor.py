@@ -23,7 +23,7 @@ from monitor.extract.attributes import AttributeFinder, load_attribute_finder
 from monitor.extract.context import MedicalContext, load_medical_context
 from monitor.extract.fast import TermFinder
 from monitor.extract.fold import Folded, fold
-from monitor.extract.html import Block, decode_body, parse_page
+from monitor.extract.html import Block, parse_page, parse_page_bytes
 from monitor.extract.rules import (
     DEFAULT_RULES_DIR,
     LanguageRules,
@@ -83,8 +83,7 @@ class Extractor:
         lang_hint: str | None = None,
     ) -> list[ExtractedClaim]:
         """Claims in a page's visible text; bytes are decoded as the crawler decodes them."""
-        text = decode_body(html, content_type) if isinstance(html, bytes) else html
-        page = parse_page(text)
+        page = parse_page_bytes(html, content_type) if isinstance(html, bytes) else parse_page(html)
         hint = lang_hint or page.declared_lang
         return _unique(self._claims(page.blocks, hint))
 

@@ -18,7 +18,9 @@ uses), so they hold for whatever rules the files contain, not just today's:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from operator import itemgetter
 
 # The parser is private, but it is the one the `re` module ships and compiles with; any change in
 # its shape makes the analysis give up (no prefilter), never give a wrong answer.
@@ -33,10 +35,13 @@ MAX_TESTED_LITERALS = 24
 MAX_INDEXED_LITERALS = 2000
 # Combinations kept while following literal runs through classes and optional parts ("[sd]?").
 _MAX_LITERALS = 24
+# Literal sets up to this size are freed of redundant members (a quadratic check, done at load).
+_MAX_REDUCED = 400
 _UNBOUNDED = sre.MAXREPEAT
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
 Prefilter = Callable[[str], bool]
+_second = itemgetter(1)
 _Items = Iterable[tuple[object, object]]
 
 
@@ -55,7 +60,12 @@ def required_literals(pattern: str, limit: int = MAX_TESTED_LITERALS) -> tuple[s
         return None
     if not found or "" in found or len(found) > limit:
         return None
-    if len(found) <= MAX_TESTED_LITERALS:
+    return _as_tuple(found)
+
+
+def _as_tuple(found: set[str]) -> tuple[str, ...]:
+    """A literal set as a tuple, longest first, without literals that contain another."""
+    if len(found) <= _MAX_REDUCED:
         # A literal containing another is redundant: a text with "cured" has "cure" too.
         found = {s for s in found if not any(o != s and o in s for o in found)}
     return tuple(sorted(found, key=lambda s: (-len(s), s)))
@@ -100,7 +110,8 @@ class LiteralIndex:
         if text is last_text:
             return last_keys
         automaton = self._automaton or self._build()
-        keys = frozenset(key for _, keys in automaton.iter(text) for key in keys)
+        # All in C: the automaton yields (end, keys) per hit, and a sentence has many hits.
+        keys = frozenset(chain.from_iterable(map(_second, automaton.iter(text))))
         self._last = (text, keys)
         return keys
 
@@ -150,6 +161,32 @@ class TermFinder:
         return [self.terms[position] for position in sorted(found)]
 
 
+class TermAlternation:
+    """An alternation of terms (each term's own regex body, in order) that compiles, for the set
+    of terms a text contains, the alternation of just those: the same matches, since a term
+    absent from a text matches nowhere in it, and far fewer alternatives tried per position.
+
+    Example: ``TermAlternation({"cure": r"\\bcure\\b", "heal": "heal"}).for_terms({"heal"})``
+    is the pattern ``heal``.
+    """
+
+    def __init__(self, bodies: dict[str, str], limit: int = 1024) -> None:
+        self.bodies = dict(bodies)
+        self.pattern = re.compile("|".join(self.bodies.values()))
+        self._limit = limit  # distinct term sets compiled; past it the whole pattern is used
+        self._patterns: dict[frozenset[str], re.Pattern[str]] = {}
+
+    def for_terms(self, present: frozenset[str]) -> re.Pattern[str]:
+        """The pattern to search a text that contains (at most) the terms `present`."""
+        pattern = self._patterns.get(present)
+        if pattern is None:
+            if len(self._patterns) >= self._limit:
+                return self.pattern
+            chosen = [body for term, body in self.bodies.items() if term in present]
+            pattern = self._patterns[present] = re.compile("|".join(chosen))
+        return pattern
+
+
 class WordTermFinder:
     """Whether a lower-cased text has a term where a lexicon pattern could match it: a term that
     starts (ends) with an ASCII letter or digit must not have one just before (after) it.
@@ -165,23 +202,29 @@ class WordTermFinder:
             if term:
                 bounded_start = term[0].isascii() and term[0].isalnum()
                 bounded_end = term[-1].isascii() and term[-1].isalnum()
-                self._automaton.add_word(term, (len(term), bounded_start, bounded_end))
+                self._automaton.add_word(term, (term, bounded_start, bounded_end))
         self._empty = len(self._automaton) == 0
         if not self._empty:
             self._automaton.make_automaton()
 
     def occurs_in(self, text: str) -> bool:
         """Whether a term occurs in `text` with the boundaries its pattern asks for."""
+        return next(self._bounded(text), None) is not None
+
+    def present(self, text: str) -> frozenset[str]:
+        """The terms that occur in `text` with the boundaries their patterns ask for."""
+        return frozenset(self._bounded(text))
+
+    def _bounded(self, text: str) -> Iterator[str]:
         if self._empty:
-            return False
-        for end, (length, bounded_start, bounded_end) in self._automaton.iter(text):
-            start = end - length + 1
+            return
+        for end, (term, bounded_start, bounded_end) in self._automaton.iter(text):
+            start = end - len(term) + 1
             if bounded_start and start > 0 and text[start - 1] in _ASCII_ALNUM:
                 continue
             if bounded_end and end + 1 < len(text) and text[end + 1] in _ASCII_ALNUM:
                 continue
-            return True
-        return False
+            yield term
 
 
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -222,8 +265,49 @@ def _children(op: object, av: object) -> list[_Items]:
     return []
 
 
+def further_required_literals(
+    pattern: str, limit: int = MAX_INDEXED_LITERALS
+) -> list[tuple[str, ...]]:
+    """Other literal sets every match of `pattern` needs, besides `required_literals`: one per
+    part of the pattern that needs its own literal ("$" and "treatment" in a price rule
+    ``(\\$|€)\\d+.{0,80}?(treatment|session)``). Only sets of rare literals are given — several
+    characters long, or a symbol such as "$" or "%" — since testing a common one rejects little.
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+        if parsed.state.flags & re.IGNORECASE:
+            return []
+        candidates = _candidates(list(parsed))
+    except (re.error, ValueError, TypeError, AttributeError, RecursionError):
+        return []
+    if not candidates:
+        return []
+    best = max(candidates, key=_selectivity)
+    found: list[tuple[str, ...]] = []
+    for literals in candidates:
+        if literals == best or len(literals) > limit:
+            continue
+        as_tuple = _as_tuple(literals)
+        if all(map(_rare, as_tuple)) and as_tuple not in found:
+            found.append(as_tuple)
+    return found
+
+
+def _rare(literal: str) -> bool:
+    """A literal long enough, or a symbol uncommon enough, that most sentences lack it."""
+    return len(literal) >= 3 or (len(literal) == 1 and literal not in _COMMON_CHARACTERS)
+
+
+_COMMON_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 \t\n.,;:!?-'\"()[]/&")
+
+
 def _required(items: list[tuple[object, object]]) -> set[str] | None:
     """The best literal set a sequence requires: its longest literal runs, or a part's own set."""
+    return max(_candidates(items), key=_selectivity, default=None)
+
+
+def _candidates(items: list[tuple[object, object]]) -> list[set[str]]:
+    """Literal sets a sequence requires, each on its own: its literal runs and its parts' sets."""
     candidates: list[set[str]] = []
     runs: set[str] = {""}
     for op, av in items:
@@ -240,8 +324,7 @@ def _required(items: list[tuple[object, object]]) -> set[str] | None:
         if inner is not None:
             candidates.append(inner)
     candidates.append(runs)
-    usable = [c for c in candidates if "" not in c]
-    return max(usable, key=_selectivity, default=None)
+    return [c for c in candidates if "" not in c]
 
 
 def _selectivity(literals: set[str]) -> tuple[int, int]:

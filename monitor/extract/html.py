@@ -8,6 +8,7 @@ as site chrome, since a claim there is a claim of the whole site.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,6 +114,21 @@ _READ_ATTRIBUTES = frozenset({"role", "id", "class", "hidden", "aria-hidden"})
 _NAME_CACHE: dict[str, tuple[bool, str | None]] = {}
 _NAME_CACHE_LIMIT = 50_000
 _SKIPPED = (True, None, False, False)
+# `_TAG_KINDS` answers by the tag object lxml gives (names are already lower case from its HTML
+# parser; comments, PIs and entities have a factory function as tag), remembered per object.
+_KINDS_SEEN: dict[object, tuple[bool, bool, bool, str | None]] = {}
+_KINDS_SEEN_LIMIT = 10_000
+
+
+def _kind_of(tag: object) -> tuple[bool, bool, bool, str | None]:
+    """(skipped with its subtree, ends a block, is article/main, chrome region) of a tag."""
+    kind = _KINDS_SEEN.get(tag)
+    if kind is None:
+        name = tag.lower() if isinstance(tag, str) else ""
+        kind = _TAG_KINDS.get(name, _OTHER_TAG)
+        if len(_KINDS_SEEN) < _KINDS_SEEN_LIMIT:
+            _KINDS_SEEN[tag] = kind
+    return kind
 
 
 @dataclass(frozen=True)
@@ -138,10 +154,30 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
     return decode_html(body, content_type)[0]
 
 
+def parse_page_bytes(body: bytes, content_type: str | None = None) -> Page:
+    """`parse_page` of the page the crawler's decoder reads from `body`.
+
+    When that decoder read the bytes as UTF-8 without a replacement, a byte-order mark or a NUL,
+    the text is exactly `body` decoded, so lxml gets `body` itself and no copy is re-encoded.
+    """
+    text, encoding = decode_html(body, content_type)
+    if (
+        encoding == "utf-8"
+        and "\ufffd" not in text  # the lossy fallback decode; a strict one never has U+FFFD
+        and b"\x00" not in body
+        and not body.startswith(codecs.BOM_UTF8)
+    ):
+        return _parse_utf8(body)
+    return parse_page(text)
+
+
 def parse_page(html: str) -> Page:
     """Parse HTML text into blocks; broken markup is repaired, never fatal."""
     # lxml refuses str input that declares an encoding, and NUL bytes end its input early.
-    data = html.replace("\x00", "").encode("utf-8", errors="replace")
+    return _parse_utf8(html.replace("\x00", "").encode("utf-8", errors="replace"))
+
+
+def _parse_utf8(data: bytes) -> Page:
     parser = etree.HTMLParser(
         encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False
     )
@@ -172,63 +208,70 @@ class _BlockCollector:
         self.blocks: list[Block] = []
         self.parts: list[str] = []
         self.regions: list[str] = ["main"]
-        self.content_depth = 0
         self.name_cache = _NAME_CACHE
 
     def collect(self, root: etree._Element) -> list[Block]:
         walker = etree.iterwalk(root, events=("start", "end"))
         # Per open element: (skipped, chrome region it opened, is a block, is article/main).
         opened: list[tuple[bool, str | None, bool, bool]] = []
-        parts, regions, kinds = self.parts, self.regions, _TAG_KINDS
+        # Bound once: these run for every element of every page.
+        push, pop, add, flush = opened.append, opened.pop, self.parts.append, self._flush
+        parts, regions, skip_subtree = self.parts, self.regions, walker.skip_subtree
+        kind_of, read_attributes = _kind_of, _READ_ATTRIBUTES
+        depth = 0  # article/main elements open around the current one
         for event, element in walker:
             if event == "start":
-                tag = element.tag
-                tag = tag.lower() if isinstance(tag, str) else ""
-                skipped_tag, is_block, is_content, chrome = kinds.get(tag, _OTHER_TAG)
+                skipped_tag, is_block, is_content, chrome = kind_of(element.tag)
                 names = None if skipped_tag else element.keys()
-                if names and not _READ_ATTRIBUTES.isdisjoint(names):
-                    region, skip = self._classify(element.attrib, tag)
+                if names and not read_attributes.isdisjoint(names):
+                    region, skip = self._classify(element.attrib, chrome, depth)
                 else:  # most elements (links, images …): only the tag decides
-                    region = chrome if chrome and self.content_depth == 0 else None
+                    region = chrome if chrome and depth == 0 else None
                     skip = skipped_tag
                 if skip:
-                    opened.append(_SKIPPED)
-                    walker.skip_subtree()
+                    push(_SKIPPED)
+                    skip_subtree()
                     continue
-                opened.append((False, region, is_block, is_content))
+                push((False, region, is_block, is_content))
                 if is_block and parts:
-                    self._flush()
+                    flush()
                 if region:
                     regions.append(region)
-                self.content_depth += is_content
-                if element.text:
-                    parts.append(element.text)
+                depth += is_content
+                text = element.text  # lxml builds a new string on every read: read once
+                if text:
+                    add(text)
             else:
-                skipped, region, is_block, is_content = opened.pop()
+                skipped, region, is_block, is_content = pop()
                 if not skipped:
                     if is_block and parts:
-                        self._flush()
+                        flush()
                     if region:
                         regions.pop()
-                    self.content_depth -= is_content
-                if element.tail:
-                    parts.append(element.tail)
-        self._flush()
+                    depth -= is_content
+                tail = element.tail
+                if tail:
+                    add(tail)
+        flush()
         return self.blocks
 
-    def _classify(self, named: Mapping[str, str], tag: str) -> tuple[str | None, bool]:
-        """(chrome region an element with attributes opens or None, whether to skip it)."""
+    def _classify(
+        self, named: Mapping[str, str], tag_region: str | None, content_depth: int
+    ) -> tuple[str | None, bool]:
+        """(chrome region an element with attributes opens or None, whether to skip it);
+        `tag_region` is the region its tag opens (header …), `content_depth` counts the
+        article/main elements around it."""
         role = (named.get("role") or "").lower()
         skipped_name, chrome_name = self._names(named)
         if role in _SKIPPED_ROLES or skipped_name:
             return None, True
         if named.get("hidden") is not None or named.get("aria-hidden") == "true":
             return None, True
-        if tag in _CHROME_TAGS and self.content_depth == 0:
-            return _CHROME_TAGS[tag], False
+        if tag_region and content_depth == 0:
+            return tag_region, False
         if role in _CHROME_ROLES:
             return _CHROME_ROLES[role], False
-        if chrome_name and self.content_depth == 0:
+        if chrome_name and content_depth == 0:
             return chrome_name, False
         return None, False
 

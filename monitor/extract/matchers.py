@@ -12,9 +12,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.extract.branches import BranchSearch, top_level_branches
 from monitor.extract.fast import (
     MAX_INDEXED_LITERALS,
     LiteralIndex,
+    further_required_literals,
     prefilter,
     required_literals,
     unbounded_nesting,
@@ -59,27 +61,47 @@ class Matcher:
         self._may_match = prefilter(self.literals)
         self._index: LiteralIndex | None = None
         self._index_key = -1
+        self._further_keys: frozenset[int] = frozenset()
+        self._index_keys: tuple[int, ...] = ()
+        self._branches: BranchSearch | None = None
 
     def use_index(self, index: LiteralIndex) -> None:
-        """Let `index` decide, in its one pass over a sentence, whether this matcher can match."""
-        literals = required_literals(self.pattern.pattern, limit=MAX_INDEXED_LITERALS)
-        if literals is not None:
-            self._index, self._index_key = index, index.add(literals)
+        """Let `index` decide, in its one pass over a sentence, whether this matcher can match
+        and, for an alternation, which of its branches can."""
+        branches = top_level_branches(self.pattern.pattern)
+        if branches is not None:
+            self._use_index_per_branch(index, branches)
+            return
+        keys = _index_keys(index, self.pattern.pattern)
+        if keys is not None:
+            self._index, (self._index_key, *further) = index, keys
+            self._further_keys = frozenset(further)
+            self._index_keys = (self._index_key,)
+
+    def _use_index_per_branch(self, index: LiteralIndex, branches: tuple[str, ...]) -> None:
+        keys = tuple(_index_keys(index, branch) for branch in branches)
+        self._index, self._branches = index, BranchSearch(self.pattern, branches, keys)
+        # A branch that needs no literal makes the matcher possible in any sentence.
+        self._index_keys = () if None in keys else tuple(k[0] for k in keys if k is not None)
 
     def build_pattern(self) -> str:
         """The regular expression this matcher stands for."""
         raise NotImplementedError
 
     @property
-    def index_key(self) -> int | None:
-        """This matcher's key in the literal index it uses, or None when it uses none."""
-        return self._index_key if self._index is not None else None
+    def index_keys(self) -> tuple[int, ...]:
+        """Keys in the literal index of which a sentence must hold one for this matcher to
+        match; empty when the matcher may match any sentence."""
+        return self._index_keys
 
     def search(self, text: str) -> re.Match[str] | None:
         """The first trigger in `text`, or None."""
         index = self._index
         if index is not None:
-            if self._index_key not in index.keys_in(text):
+            if self._branches is not None:
+                return self._branches.search(text, index.keys_in(text))
+            present = index.keys_in(text)
+            if self._index_key not in present or not self._further_keys <= present:
                 return None
         elif self._may_match is not None and not self._may_match(text):
             return None
@@ -89,6 +111,16 @@ class Matcher:
     def documentation(cls) -> str:
         """``kind - docstring`` for every registered kind (for docs and error messages)."""
         return "\n".join(f"{k} - {m.__doc__}" for k, m in sorted(cls.kinds.items()))
+
+
+def _index_keys(index: LiteralIndex, pattern: str) -> tuple[int, ...] | None:
+    """Keys in `index` that must all be present for `pattern` to match: its required literals'
+    first, then those of its other parts that need a rare literal; None when none is required."""
+    literals = required_literals(pattern, limit=MAX_INDEXED_LITERALS)
+    if literals is None:
+        return None
+    further = further_required_literals(pattern, limit=MAX_INDEXED_LITERALS)
+    return (index.add(literals), *(index.add(more) for more in further))
 
 
 def _terms_pattern(terms: list[str]) -> str:

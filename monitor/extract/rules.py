@@ -142,19 +142,20 @@ class LanguageRules:
             self._group_rules_by_key()
         present = self._index.keys_in(sentence)
         by_key = self._positions_by_key or {}
-        positions = [p for key in present for p in by_key.get(key, ())]
+        # A rule searched branch by branch has a key per branch: count its position once.
+        positions = {p for key in present for p in by_key.get(key, ())}
         if not positions:
             return [self.rules[p] for p in self._unindexed]
-        return [self.rules[p] for p in sorted(positions + list(self._unindexed))]
+        return [self.rules[p] for p in sorted(positions.union(self._unindexed))]
 
     def _group_rules_by_key(self) -> None:
         by_key: dict[int, list[int]] = {}
         unindexed = []
         for position, rule in enumerate(self.rules):
-            key = rule.matcher.index_key
-            if key is None:
+            keys = rule.matcher.index_keys
+            if not keys:
                 unindexed.append(position)
-            else:
+            for key in keys:
                 by_key.setdefault(key, []).append(position)
         self._positions_by_key, self._unindexed = by_key, tuple(unindexed)
 

@@ -165,8 +165,10 @@ def _mostly_latin(text: str, script: re.Pattern[str]) -> bool:
 
 def _latin_language(text: str, hint: str | None) -> str | None:
     """English unless a longer text has too few English function words (German, French …)."""
+    if hint == "en":
+        return "en"
     words = _LATIN_WORD.findall(text)
-    if len(words) < 12 or hint == "en":
+    if len(words) < 12:
         return "en"
     english = sum(1 for w in words if w.lower() in _ENGLISH_WORDS)
     return "en" if english * 12 >= len(words) else None
