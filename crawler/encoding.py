@@ -134,17 +134,20 @@ def _has_impossible_characters(text: str) -> bool:
     return _IMPOSSIBLE_CHARACTERS.search(text) is not None
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
+
+
 def _mostly_halfwidth_kana(text: str) -> bool:
     """True when half-width katakana dominate the non-ASCII text.
 
     EUC-JP and GBK bytes often decode "successfully" as cp932, mostly into half-width katakana,
     which real pages use sparingly. Such a decode is kept only if no other candidate works.
     """
-    non_ascii = [char for char in text if ord(char) > 0x7F]
+    non_ascii = len(_NON_ASCII.findall(text))
     if not non_ascii:
         return False
-    halfwidth_kana = sum(1 for char in non_ascii if 0xFF61 <= ord(char) <= 0xFF9F)
-    return halfwidth_kana / len(non_ascii) > 0.3
+    return len(_HALFWIDTH_KANA.findall(text)) / non_ascii > 0.3
 
 
 def _report_name(encoding: str) -> str:
