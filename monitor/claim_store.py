@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from claims_db.models import ChangeEvent, Claim, Crawl, Site, Snapshot, utcnow
-from monitor.diff import ClaimDiff, match_claims, unique_claims
+from monitor.diff import ClaimDiff, match_claims
 from monitor.observe import PageObservation, latest_good_snapshots, observe
-from monitor.records import ExtractedClaim
+from monitor.records import ExtractedClaim, unique_claims
 
 # A claim seen on at least this many pages of one crawl is site-wide even outside marked chrome.
 SITE_WIDE_MIN_PAGES = 3

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Protocol
 
-from monitor.records import ExtractedClaim
+from monitor.records import ExtractedClaim, unique_claims
 
 # Two sentences of one category on one page whose keys are at least this similar are one edited
 # claim, not a removal plus an addition ("60% of patients" → "70% of patients" is ~0.97).
@@ -39,18 +39,6 @@ class ClaimDiff:
     def is_empty(self) -> bool:
         """True when nothing appeared, changed or disappeared."""
         return not (self.changed or self.new or self.removed)
-
-
-def unique_claims(observed: Iterable[ExtractedClaim]) -> list[ExtractedClaim]:
-    """One claim per (category, key), keeping the first occurrence on the page."""
-    seen: set[tuple[str, str]] = set()
-    out: list[ExtractedClaim] = []
-    for claim in observed:
-        identity = (claim.category, claim.key)
-        if identity not in seen:
-            seen.add(identity)
-            out.append(claim)
-    return out
 
 
 def similarity(a: str, b: str) -> float:

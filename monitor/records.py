@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,3 +52,15 @@ class ExtractedClaim:
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+
+def unique_claims(observed: Iterable[ExtractedClaim]) -> list[ExtractedClaim]:
+    """One claim per (category, key), keeping the first occurrence on the page."""
+    seen: set[tuple[str, str]] = set()
+    out: list[ExtractedClaim] = []
+    for claim in observed:
+        identity = (claim.category, claim.key)
+        if identity not in seen:
+            seen.add(identity)
+            out.append(claim)
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +32,7 @@ from monitor.extract.rules import (
     rules_version,
 )
 from monitor.extract.text import detect_language, normalise_sentence, split_sentences
-from monitor.records import ExtractedClaim
+from monitor.records import ExtractedClaim, unique_claims
 
 # Clause ends bound the negation window: "no surgery, and it repairs cartilage" is not negated.
 _CLAUSE_END = re.compile(r"[,;:、，；：]|\bbut\b|\bhowever\b")
@@ -85,7 +85,7 @@ class Extractor:
         """Claims in a page's visible text; bytes are decoded as the crawler decodes them."""
         page = parse_page_bytes(html, content_type) if isinstance(html, bytes) else parse_page(html)
         hint = lang_hint or page.declared_lang
-        return _unique(self._claims(page.blocks, hint))
+        return unique_claims(self._claims(page.blocks, hint))
 
     def extract_text(self, text: str, *, lang_hint: str | None = None) -> list[ExtractedClaim]:
         """Claims in plain text; blank lines separate blocks."""
@@ -93,7 +93,7 @@ class Extractor:
 
         pieces = (clean_block(p) for p in re.split(r"\n\s*\n", text))
         blocks = [Block(p, index=i) for i, p in enumerate(pieces) if p]
-        return _unique(self._claims(blocks, lang_hint))
+        return unique_claims(self._claims(blocks, lang_hint))
 
     def _claims(self, blocks: list[Block], hint: str | None) -> Iterator[ExtractedClaim]:
         done: set[str] = set()  # a repeated sentence gives the same claims: do it once
@@ -297,18 +297,6 @@ class _PageContext:
         if lang not in self.pages:
             self.pages[lang] = self.context.page_has_context(lang, self.page.texts_in(lang))
         return self.pages[lang]
-
-
-def _unique(claims: Iterable[ExtractedClaim]) -> list[ExtractedClaim]:
-    """One claim per category and sentence key on a page (repeats keep their first place)."""
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for claim in claims:
-        identity = (claim.category, claim.key)
-        if identity not in seen:
-            seen.add(identity)
-            unique.append(claim)
-    return unique
 
 
 @lru_cache(maxsize=16)
