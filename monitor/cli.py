@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a runtime problem (database unreachable, unreadable fil
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,10 @@ class ClinicwatchGroup(click.Group):
             fail(str(exc), 2)
         except OperationalError as exc:
             fail(f"database: {exc.orig or exc}", 1)
+        except BrokenPipeError:
+            # The reader went away (`clinicwatch claims | head`): stop quietly, like other tools.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as exc:
             fail(str(exc), 1)
 

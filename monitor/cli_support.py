@@ -10,6 +10,7 @@ import csv
 import functools
 import json
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -76,6 +77,24 @@ def to_json(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, default=json_default)
 
 
+def display_width(text: str) -> int:
+    """Columns a terminal gives `text`: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` cut (with …) or padded to exactly `width` terminal columns."""
+    if display_width(text) > width:
+        out, used = "", 0
+        for char in text:
+            char_width = display_width(char)
+            if used + char_width > width - 1:
+                break
+            out, used = out + char, used + char_width
+        text = out + "…"
+    return text + " " * (width - display_width(text))
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -92,14 +111,13 @@ def _table_lines(rows: Iterable[dict[str, Any]], columns: list[str], width: int)
         yield "(none)"
         return
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [min(width, max(len(c), *(len(r[i]) for r in cells))) for i, c in enumerate(columns)]
+    widths = [
+        min(width, max(display_width(c), *(display_width(r[i]) for r in cells)))
+        for i, c in enumerate(columns)
+    ]
 
     def fmt(values: list[str]) -> str:
-        parts = [
-            (v if len(v) <= w else v[: max(w - 1, 1)] + "…").ljust(w)
-            for v, w in zip(values, widths, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
+        return "  ".join(_fit(v, w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     yield fmt(columns)
     yield fmt(["-" * w for w in widths])

@@ -97,3 +97,24 @@ def test_reextract_records_reclassifications_that_are_never_alerted(tmp_path, co
     assert not [c for c in after if c["category"] == "registry_endorsement"]
     check(cfg)  # the site did not change: nothing to alert, now or later
     assert not list((tmp_path / "outbox").glob("*.eml"))
+
+
+def test_table_columns_line_up_with_japanese_text():
+    import io
+
+    from monitor.cli_support import display_width, emit_rows
+
+    out = io.StringIO()
+    rows = [
+        {"category": "price", "text": "幹細胞点滴療法は1回1,650,000円（税込）です。", "lang": "ja"},
+        {
+            "category": "efficacy_promise",
+            "text": "Symptoms improved in 60% of patients.",
+            "lang": "en",
+        },
+    ]
+    emit_rows(rows, "table", ["category", "text", "lang"], out=out, width=30)
+    lines = out.getvalue().splitlines()
+    starts = {display_width(line[: line.rindex(" ") + 1]) for line in lines}
+    assert len(starts) == 1  # the last column starts at the same screen column on every line
+    assert "…" in lines[2] and "…" in lines[3]
