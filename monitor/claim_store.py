@@ -81,6 +81,10 @@ def apply_observations(
         if obs.page.url not in urls:
             urls.append(obs.page.url)
     site_diff = match_claims(site_claims, [c for _, c in site_observed])
+    # A site claim is gone only if a page it stood on was read and lacked it: when all its pages
+    # failed this time (a sidebar on some pages only), absence proves nothing.
+    read = {obs.page.url for obs in observations}
+    site_diff.removed = [c for c in site_diff.removed if read.intersection(c.pages or [c.url])]
     recorder.apply(
         site_diff, lambda c: first_page[(c.category, c.key)], scope="site", pages_of=pages_of
     )

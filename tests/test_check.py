@@ -292,3 +292,27 @@ def test_events_of_a_check_that_died_before_queuing_are_alerted_by_the_next(
     check(cfg)
     (mail,) = (tmp_path / "outbox").glob("*.eml")
     assert "65% of ALS patients" in mail.read_text(encoding="utf-8", errors="replace")
+
+
+def test_site_claim_is_not_removed_when_every_page_it_stood_on_failed(tmp_path, clinic, sqlite_url):
+    root, url = clinic
+    sidebar = "</main><aside><p>Our cell laboratory is licensed by COFEPRIS.</p></aside>"
+    for page in ("als.html", "knee.html"):
+        edit(root, page, "</main>", sidebar)
+    cfg = load_config(make_config(tmp_path, url, sqlite_url))
+    check(cfg)
+    (licensed,) = [
+        c for c in cli_jsonl(tmp_path / "clinicwatch.yaml", "claims") if "COFEPRIS" in c["text"]
+    ]
+    assert licensed["scope"] == "site"
+    FAILING["/als.html"] = 500
+    FAILING["/knee.html"] = 500
+    check(cfg)
+    assert cli_jsonl(tmp_path / "clinicwatch.yaml", "changes") == []
+    FAILING.clear()
+    for page in ("als.html", "knee.html"):
+        edit(root, page, sidebar, "</main>")
+    check(cfg)  # now the pages were read and lack it: removed, once
+    assert [
+        (e["event"], e["claim_id"]) for e in cli_jsonl(tmp_path / "clinicwatch.yaml", "changes")
+    ] == [("removed", licensed["id"])]
