@@ -6,8 +6,10 @@ the file, the key and what is wrong, e.g. ``clinicwatch.yaml: sites[1].url: not 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -217,10 +219,14 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any], known_keys: Iterable[str] | None = None) -> str:
+    """One pydantic error as a reader-friendly phrase; an unknown key gets the closest of
+    `known_keys` (default: every key of the config file) as a suggestion."""
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return "unknown key (check the spelling)"
+        known = list(known_keys) if known_keys is not None else _known_keys()
+        guess = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.5)
+        return f"unknown key (did you mean {guess[0]!r}?)" if guess else "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
     if "input" in error and error["type"] not in ("value_error", "assertion_error"):
@@ -228,6 +234,11 @@ def _describe(error: dict[str, Any]) -> str:
         if isinstance(value, str | int | float | bool) or value is None:
             message += f": {value!r}"
     return message
+
+
+def _known_keys() -> list[str]:
+    models = (Config, SiteConfig, CrawlConfig, SmtpConfig, SubscriberConfig, AlertsConfig)
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
 
 
 def config_from_dict(data: Any, path: Path | str = "<config>") -> Config:
@@ -241,7 +252,7 @@ def config_from_dict(data: Any, path: Path | str = "<config>") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {_location(e['loc'])}: {_describe(e)}" for e in exc.errors()]
+        lines = [f"{path}: {_location(e['loc'])}: {describe_error(e)}" for e in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     config.path = Path(path)
     return _resolve_paths(config)

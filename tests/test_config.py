@@ -44,7 +44,10 @@ def test_good_config_is_typed_and_relative_database_follows_the_file(tmp_path):
             ("url: https://aurora.example/", "url: aurora"),
             "sites[0].url: not a valid URL: 'aurora'",
         ),
-        (("interval: 6h", "intervall: 6h"), "sites[0].intervall: unknown key"),
+        (
+            ("interval: 6h", "intervall: 6h"),
+            "sites[0].intervall: unknown key (did you mean 'interval'?)",
+        ),
         (("interval: 6h", "interval: soon"), "sites[0].interval: not a duration: 'soon'"),
         (
             ("email: watchdog@example.org", "email: watchdog"),

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from claims_db.codebook import CATEGORIES
-from monitor.config import ConfigError
+from monitor.config import ConfigError, describe_error
 from monitor.extract.fast import LiteralIndex, TermFinder
 from monitor.extract.matchers import Matcher, MatcherError, build_matcher
 
@@ -241,6 +241,15 @@ def _check_rule_ids(path: Path, rules: Any) -> None:
             raise ConfigError(f"{path}: rules[{i}]: every rule needs an id")
 
 
+_SPEC_KEYS = sorted(
+    {
+        name
+        for spec in (ExampleSpec, RuleSpec, ExclusionSpec, NegationSpec, LanguageFileSpec)
+        for name in spec.model_fields
+    }
+)
+
+
 def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
@@ -249,10 +258,7 @@ def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             rule_id = data["rules"][loc[1]]["id"]
             where = f"rule {rule_id}: " + ".".join(str(p) for p in loc[2:])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling)"
-        lines.append(f"{path}: {where.rstrip(': ')}: {message}")
+        lines.append(f"{path}: {where.rstrip(': ')}: {describe_error(error, _SPEC_KEYS)}")
     return "\n".join(lines)
 
 
