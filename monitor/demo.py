@@ -83,8 +83,29 @@ def write_config(workdir: Path, urls: dict[str, str]) -> Path:
     return path
 
 
+# Noise on every page that must produce no event: the footer's copyright year moves on.
+YEAR_BUMPS = ((b"&copy; 2024", b"&copy; 2025"), (b"Copyright 2024", b"Copyright 2025"))
+
+
+def bump_years(root: Path) -> list[str]:
+    """Move the copyright year of every page under `root` (bytes, so Shift_JIS pages stay intact)."""
+    changed = []
+    for page in sorted(root.rglob("*.html")):
+        body = page.read_bytes()
+        bumped = body
+        for old, new in YEAR_BUMPS:
+            bumped = bumped.replace(old, new)
+        if bumped != body:
+            page.write_bytes(bumped)
+            changed.append(str(page.relative_to(root)))
+    return changed
+
+
 def apply_changes(workdir: Path) -> list[str]:
-    """Copy the `changes/` overlay over the served sites; returns the files changed."""
+    """Copy the `changes/` overlay over the served sites and bump every footer year.
+
+    Returns the files changed.
+    """
     changed = []
     overlay = SAMPLE_SITES / "changes"
     for source in sorted(p for p in overlay.rglob("*") if p.is_file()):
@@ -95,7 +116,7 @@ def apply_changes(workdir: Path) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         changed.append(str(relative))
-    return changed
+    return sorted(set(changed) | set(bump_years(workdir / "sites")))
 
 
 def alert_text(path: Path) -> str:

@@ -19,6 +19,9 @@ def page_text(path: Path) -> str:
     return path.read_bytes().decode(encoding)
 
 
+FOOTER_YEAR = r"(©|&copy;|Copyright) 2024"
+
+
 def html_pages(root: Path) -> list[Path]:
     return sorted(root.rglob("*.html"))
 
@@ -106,7 +109,14 @@ def test_expected_event_matches_the_files(row: dict[str, str]) -> None:
     assert row["event"] != "changed" or (row["old_text"] and row["new_text"])
 
 
-def test_noise_years_move_on_every_page() -> None:
+def test_noise_years_move_on_every_page(tmp_path: Path) -> None:
+    from monitor.demo import apply_changes, prepare_workdir
+
+    workdir = prepare_workdir(tmp_path / "demo")
+    apply_changes(workdir)
     for site in SITES:
-        for path in html_pages(DEMO / "changes" / site):
+        footers = [p for p in html_pages(DEMO / site) if re.search(FOOTER_YEAR, page_text(p))]
+        assert len(footers) >= 6
+        for original in footers:
+            path = workdir / "sites" / original.relative_to(DEMO)
             assert re.search(r"(©|&copy;|Copyright) 2025", page_text(path)), path
