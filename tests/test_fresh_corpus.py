@@ -10,29 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus_format import CATEGORIES, FIELDS, KINDS, load_jsonl
+
 FRESH = Path(__file__).parent / "labelled_fresh"
-CATEGORIES = {
-    "efficacy_promise",
-    "registry_endorsement",
-    "safety_claim",
-    "anti_aging",
-    "testimonial",
-    "price",
-    "scientific_authority",
-}
-KINDS = {
-    "clinic",
-    "news",
-    "regulator",
-    "critique",
-    "disclaimer",
-    "neutral_procedure",
-    "disease_description",
-    "negated",
-    "credentials",
-    "other",
-}
-FIELDS = {"id", "text", "lang", "labels", "hedged", "conditions", "kind", "note"}
 ID_PREFIX = {"en": "fen-", "ja": "fja-", "zh": "fzh-"}
 SIZES = {"en": 140, "ja": 130, "zh": 90}
 MIN_PER_CATEGORY = {"en": 10, "ja": 10, "zh": 6}
@@ -43,14 +23,8 @@ LANGS = tuple(SIZES)
 
 
 def load(lang: str) -> list[dict]:
-    """Parse one file strictly: every line must be a JSON object, blank lines are not allowed."""
-    path = FRESH / f"{lang}.jsonl"
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        item = json.loads(line)
-        assert isinstance(item, dict), f"{path.name}:{number} is not an object"
-        items.append(item)
-    return items
+    """Every item of one language's file."""
+    return load_jsonl(FRESH / f"{lang}.jsonl", allow_blank_lines=False)
 
 
 @pytest.fixture(scope="module", params=LANGS)

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.corpus_format import CATEGORIES, FIELDS, KINDS, load_jsonl
+
 LABELLED = Path(__file__).parent / "labelled"
-CATEGORIES = {
-    "efficacy_promise",
-    "registry_endorsement",
-    "safety_claim",
-    "anti_aging",
-    "testimonial",
-    "price",
-    "scientific_authority",
-}
-KINDS = {
-    "clinic",
-    "news",
-    "regulator",
-    "critique",
-    "disclaimer",
-    "neutral_procedure",
-    "disease_description",
-    "negated",
-    "credentials",
-    "other",
-}
-FIELDS = {"id", "text", "lang", "labels", "hedged", "conditions", "kind", "note"}
 MIN_ITEMS = {"en": 260, "ja": 260, "zh": 180}
 MIN_PER_CATEGORY = {"en": 25, "ja": 25, "zh": 15}
 MIN_MAIN_CATEGORIES = {"en": 60, "ja": 60}  # efficacy_promise and registry_endorsement
@@ -37,15 +16,8 @@ LANGS = tuple(MIN_ITEMS)
 
 
 def load(lang: str) -> list[dict]:
-    """Parse one file strictly: every non-empty line must be a JSON object."""
-    items = []
-    path = LABELLED / f"{lang}.jsonl"
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            item = json.loads(line)
-            assert isinstance(item, dict), f"{path.name}:{number} is not an object"
-            items.append(item)
-    return items
+    """Every item of one language's file."""
+    return load_jsonl(LABELLED / f"{lang}.jsonl", allow_blank_lines=True)
 
 
 @pytest.fixture(scope="module", params=LANGS)

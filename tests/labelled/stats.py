@@ -9,17 +9,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from claims_db.codebook import CATEGORIES
+
 HERE = Path(__file__).parent
 LANGS = ("en", "ja", "zh")
-CATEGORIES = (
-    "efficacy_promise",
-    "registry_endorsement",
-    "safety_claim",
-    "anti_aging",
-    "testimonial",
-    "price",
-    "scientific_authority",
-)
 
 
 def load(lang: str) -> list[dict]:
