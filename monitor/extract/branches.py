@@ -14,6 +14,7 @@ Example: ``top_level_branches(r"(?:\\bcure\\b|heal(s|ed))")`` → ``("\\bcure\\b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from re import _parser as sre_parse
 
 from monitor.extract.fast import MAX_INDEXED_LITERALS, required_literals
@@ -78,9 +79,10 @@ def _distributed(pattern: str) -> list[str]:
     return [f"{prefix}(?:{part}){suffix}" for part in inner]
 
 
-def _split_top_level(pattern: str) -> list[str]:
-    """`pattern` cut at every "|" outside parentheses, character classes and escapes."""
-    parts, depth, start, position = [], 0, 0, 0
+def _structure(pattern: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(position, character, depth after it) for each "(", ")" and "|" of `pattern` that is
+    syntax — not escaped, not inside a character class — from `start`."""
+    depth, position = 0, start
     while position < len(pattern):
         char = pattern[position]
         if char == "\\":
@@ -89,14 +91,19 @@ def _split_top_level(pattern: str) -> list[str]:
         if char == "[":
             position = _class_end(pattern, position)
             continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
+        if char in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[char]
+            yield position, char, depth
+        position += 1
+
+
+def _split_top_level(pattern: str) -> list[str]:
+    """`pattern` cut at every "|" outside parentheses, character classes and escapes."""
+    parts, start = [], 0
+    for position, char, depth in _structure(pattern):
+        if char == "|" and depth == 0:
             parts.append(pattern[start:position])
             start = position + 1
-        position += 1
     parts.append(pattern[start:])
     return parts
 
@@ -115,22 +122,9 @@ def _class_end(pattern: str, start: int) -> int:
 
 def _closing_paren(pattern: str, opening: int) -> int:
     """The position of the ")" that closes the "(" at `opening` (-1 if none)."""
-    depth, position = 0, opening
-    while position < len(pattern):
-        char = pattern[position]
-        if char == "\\":
-            position += 2
-            continue
-        if char == "[":
-            position = _class_end(pattern, position)
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return position
-        position += 1
+    for position, char, depth in _structure(pattern, opening):
+        if char == ")" and depth == 0:
+            return position
     return -1
 
 
