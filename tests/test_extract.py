@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.extract import load_extractor, normalise_sentence
+from monitor.extract import Extractor, load_extractor, normalise_sentence
 from monitor.extract.cli import evaluate_command
 from monitor.extract.evaluate import (
     DEV,
@@ -109,7 +109,8 @@ def test_shift_jis_bytes_are_decoded() -> None:
         "<p>当院の治療は厚生労働省に届出・受理されています（計画番号：PB3150021）。</p>"
         "<p>治療後、多くの患者様で症状の改善が見られました。</p></body></html>"
     ).encode("shift_jis")
-    claims = load_extractor().extract_html(html, content_type="text/html")
+    # The rules alone: this is about decoding, and the rules' verdicts are exact.
+    claims = Extractor(use_model=False).extract_html(html, content_type="text/html")
     categories = {c.category for c in claims}
     assert categories == {"registry_endorsement", "efficacy_promise"}
     registry = next(c for c in claims if c.category == "registry_endorsement")
@@ -283,7 +284,7 @@ def test_a_clinic_page_is_context_enough_for_a_sentence_without_medical_words() 
         f"<p>{quote}</p>"
     )
     blog = f"<p>We moved our build to a faster server this spring.</p><p>{quote}</p>"
-    extractor = load_extractor()
+    extractor = Extractor(use_model=False)  # the gate of the rules is what is tested
     assert {c.category for c in extractor.extract_html(clinic)} == {"testimonial"}
     assert extractor.extract_html(blog) == []
 
@@ -475,3 +476,36 @@ def test_every_claim_of_corpus_and_demo_sites_is_verbatim_with_its_trigger() -> 
             changed_by_nfkc += unicodedata.normalize("NFKC", claim.text) != claim.text
     assert checked > 500
     assert changed_by_nfkc > 20  # the corpus does exercise full-width text
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "expected"),
+    [
+        ("Stem cells repaired my knee.", None, "en"),
+        ("Stem cells repaired my knee.", "de", None),  # a short line on a German page
+        ("Die Behandlung ist nicht teuer und wird mit Stammzellen gemacht.", None, None),
+        ("Le traitement est pour les patients avec une arthrose.", None, None),
+        ("ALS patients die without treatment.", None, "en"),  # "als", "die" are English too
+        (
+            "Our clinic in Munich treats patients from all over the world, and we answer "
+            "every question you have about the treatment in English.",
+            "de",
+            "en",  # a long, plainly English block on a German site is read
+        ),
+        ("当院は厚生労働省に届け出ています。", "de", "ja"),
+    ],
+)
+def test_other_latin_languages_are_not_read_as_english(
+    text: str, hint: str | None, expected: str | None
+) -> None:
+    from monitor.extract.text import detect_language
+
+    assert detect_language(text, hint) == expected
+
+
+def test_a_german_page_gives_no_claims() -> None:
+    html = (
+        '<html lang="de"><body><p>Stammzellen heilen Arthrose: 90% Erfolg!</p>'
+        "<p>Greta Thunberg will Fridays for Future als Marke schützen lassen</p></body></html>"
+    )
+    assert load_extractor().extract_html(html) == []

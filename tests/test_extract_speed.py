@@ -273,7 +273,7 @@ def test_blocks_without_anchors_still_give_the_page_its_medical_context() -> Non
         for line in ("Patients with arthritis visit our clinic.", "Stem cell infusion day.")
     )
     html = context + '<p>"Best decision I ever made," says Tom from Arizona.</p>'
-    claims = load_extractor().extract_html(html)
+    claims = Extractor(use_model=False).extract_html(html)
     assert [c.category for c in claims] == ["testimonial"]
 
 

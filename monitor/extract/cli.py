@@ -17,7 +17,7 @@ from monitor.extract.evaluate import (
     format_summary,
     format_table,
 )
-from monitor.extract.extractor import load_extractor
+from monitor.extract.extractor import Extractor, load_extractor
 
 DEFAULT_CORPUS = Path("tests/labelled")
 
@@ -46,22 +46,30 @@ DEFAULT_CORPUS = Path("tests/labelled")
     help="Only this part of the corpus (default: a dev / held-out / all summary, then all).",
 )
 @click.option("--mistakes", is_flag=True, help="Also list the items the extractor got wrong.")
+@click.option(
+    "--rules-only",
+    is_flag=True,
+    help="Switch the model stage (config/rules/model.yaml) off: the rules alone.",
+)
 def evaluate_command(
     corpus_dir: Path,
     output_format: str,
     rules_dir: Path | None,
     split: str | None,
     mistakes: bool,
+    rules_only: bool,
 ) -> None:
     """Print precision, recall, F1 and support per category and language, and overall.
 
     Look for classes of errors with ``--mistakes --split dev`` only; the held-out figures are the
     honest ones.
 
-    Example: clinicwatch evaluate --corpus tests/labelled --split held-out
+    Example: clinicwatch evaluate --corpus tests/labelled_real --split held-out
     """
     try:
-        extractor = load_extractor(rules_dir)
+        extractor = (
+            Extractor(rules_dir, use_model=False) if rules_only else load_extractor(rules_dir)
+        )
         if split:
             reports = {split: evaluate(corpus_dir, extractor, split)}
         else:

@@ -9,7 +9,7 @@ its sentence, or the page around it, has such words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ class MedicalContext:
         vocabulary = self.sentence_terms.get(lang)
         return vocabulary is None or next(vocabulary.matches(lowered), None) is not None
 
-    def page_has_context(self, lang: str, lowered_blocks: list[str]) -> bool:
+    def page_has_context(self, lang: str, lowered_blocks: Iterable[str]) -> bool:
         """Whether the page (all its blocks in `lang`) names enough distinct medical terms."""
         vocabulary = self.terms.get(lang)
         if vocabulary is None:

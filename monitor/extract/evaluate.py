@@ -154,8 +154,12 @@ def evaluate(
     """Precision, recall and F1 per category and language over one split of the corpus."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
-    extractor = extractor or load_extractor()
     items = [i for i in read_corpus(corpus_dir) if split in (ALL, split_of(i))]
+    return evaluate_items(items, extractor or load_extractor())
+
+
+def evaluate_items(items: list[dict[str, Any]], extractor: Extractor) -> EvaluationReport:
+    """Score `extractor` on labelled items (each with text, lang and labels)."""
     report = EvaluationReport(extractor.version, len(items))
     for item in items:
         expected = set(item["labels"])

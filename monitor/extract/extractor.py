@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,10 +24,10 @@ from monitor.extract.context import MedicalContext, load_medical_context
 from monitor.extract.fast import TermFinder
 from monitor.extract.fold import Folded, fold
 from monitor.extract.html import Block, parse_page, parse_page_bytes
+from monitor.extract.learned import ModelStage, load_model_stage, model_file
 from monitor.extract.rules import (
     DEFAULT_RULES_DIR,
     LanguageRules,
-    Rule,
     load_rules,
     rules_version,
 )
@@ -67,12 +67,14 @@ class _Sentence:
 class Extractor:
     """Finds claims with the rules of one folder; `version` names those rules."""
 
-    def __init__(self, rules_dir: Path | None = None) -> None:
+    def __init__(self, rules_dir: Path | None = None, *, use_model: bool = True) -> None:
         self.rules_dir = Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR
         self.languages: dict[str, LanguageRules] = load_rules(self.rules_dir)
         self.attributes: AttributeFinder = load_attribute_finder(self.rules_dir / "attributes.yaml")
         self.context: MedicalContext | None = load_medical_context(self.rules_dir)
-        self.version: str = rules_version(self.rules_dir)
+        # use_model=False: the rules alone, as the model experiment compares them.
+        self.model: ModelStage | None = load_model_stage(self.rules_dir) if use_model else None
+        self.version: str = _version(self.rules_dir)
         self.any_anchor = TermFinder(a for rules in self.languages.values() for a in rules.anchors)
 
     def extract_html(
@@ -99,6 +101,7 @@ class Extractor:
         done: set[str] = set()  # a repeated sentence gives the same claims: do it once
         page = _PageBlocks([fold(block.text) for block in blocks], hint, self.languages)
         page_context = _PageContext(self.context, self.attributes, page)
+        checked: list[_CheckedBlock] = []
         for number, (block, folded) in enumerate(zip(blocks, page.folded, strict=True)):
             # Most blocks hold no anchor of any language: they need no language and no sentences.
             if not self.any_anchor.occurs_in(folded.text):
@@ -106,7 +109,11 @@ class Extractor:
             lang = page.language(number)
             anchors = self.languages[lang].anchors_in(folded.text) if lang else []
             if anchors:
-                yield from self._block_claims(block, lang, folded, anchors, done, page_context)
+                result = self._block_claims(block, lang, folded, anchors, done, page_context)
+                yield from result.claims
+                checked.append(result)
+        if self.model is not None:
+            yield from self._model_claims(checked, page_context)
 
     def _block_claims(
         self,
@@ -116,12 +123,12 @@ class Extractor:
         anchors: list[str],
         done: set[str],
         page_context: _PageContext,
-    ) -> list[ExtractedClaim]:
-        """The claims of one block; none when the block as a whole is in another voice."""
-        claims: list[ExtractedClaim] = []
-        checked: list[str] = []
+    ) -> _CheckedBlock:
+        """The rules' claims of one block; none when the block as a whole is in another voice."""
         lowered = folded.text
         spans = list(split_sentences(lowered, lang))
+        result = _CheckedBlock(block, lang, [lowered[a:b] for a, b in spans])
+        checked: list[str] = []
         for start, end in spans:
             low = lowered[start:end]
             if low in done or not any(a in low for a in anchors):
@@ -129,14 +136,19 @@ class Extractor:
             done.add(low)
             checked.append(low)
             sentence = _verbatim_sentence(block.text, folded, start, end)
+            found: set[str] = set()
             for claim in self._sentence_claims(block, lang, sentence):
                 if page_context.allows(claim.rule_id, lang, sentence):
-                    claims.append(claim)
+                    result.claims.append(claim)
+                    found.add(claim.category)
+            result.sentences.append((sentence, found))
         # Judged only for blocks with claims: most blocks have none, and this reads every sentence.
-        if claims and self._in_other_voice(lang, [lowered[a:b] for a, b in spans]):
-            done.difference_update(checked)  # the same sentence elsewhere may be the clinic's own
-            return []
-        return claims
+        if result.claims:
+            result.other_voice = self._in_other_voice(lang, result.all_sentences)
+            if result.other_voice:
+                done.difference_update(checked)  # the same sentence elsewhere may be the clinic's
+                result.claims = []
+        return result
 
     def _in_other_voice(self, lang: str, sentences: list[str]) -> bool:
         """Whether most of a block's sentences (at least 2) report or criticise."""
@@ -160,33 +172,104 @@ class Extractor:
             if _excluded(rules, rule.category, lowered):
                 continue
             seen.add(rule.category)
-            yield self._claim(block, lang, sentence, rule, match)
+            yield self._claim(
+                block,
+                lang,
+                sentence,
+                rule.category,
+                rule.id,
+                rule.confidence,
+                (match.start(), match.end()),
+                rule.attributes,
+            )
+
+    def _model_claims(
+        self, checked: list[_CheckedBlock], page_context: _PageContext
+    ) -> Iterator[ExtractedClaim]:
+        """Categories the model reads in checked sentences where the rules did not find them.
+
+        The page's sentences are scored in one call (a call per block would cost more than the
+        rules themselves)."""
+        assert self.model is not None
+        model = self.model
+        medical = (
+            page_context.names_medical_term if model.sentence_context else page_context.is_medical
+        )
+        results = [r for r in checked if r.other_voice is not True]
+        # Cheap checks first: the model only reads sentences that could give a claim.
+        readable = [
+            [model.long_enough(s.lowered, r.lang) and medical(r.lang, s) for s, _ in r.sentences]
+            for r in results
+        ]
+        batch = [
+            (s, r.lang)
+            for r, read in zip(results, readable, strict=True)
+            for (s, _), yes in zip(r.sentences, read, strict=True)
+            if yes
+        ]
+        rows = iter(
+            model.categories_above([s.lowered for s, _ in batch], [lang for _, lang in batch])
+        )
+        for result, read in zip(results, readable, strict=True):
+            claims = [
+                claim
+                for (sentence, found), yes in zip(result.sentences, read, strict=True)
+                if yes
+                for claim in self._model_sentence_claims(
+                    result.block, result.lang, sentence, next(rows), found
+                )
+            ]
+            if claims and result.other_voice is None:
+                result.other_voice = self._in_other_voice(result.lang, result.all_sentences)
+            if claims and not result.other_voice:
+                yield from claims
+
+    def _model_sentence_claims(
+        self,
+        block: Block,
+        lang: str,
+        sentence: _Sentence,
+        row: dict[str, float],
+        found: set[str],
+    ) -> Iterator[ExtractedClaim]:
+        """The model's categories for one (medical) sentence that are in the publisher's voice."""
+        assert self.model is not None
+        rules = self.languages[lang]
+        for category, probability in row.items():
+            if category in found or _excluded(rules, category, sentence.lowered):
+                continue
+            rule_id = f"{lang}.model.{category}"
+            span = (0, len(sentence.lowered))  # the model reads the sentence as a whole
+            yield self._claim(block, lang, sentence, category, rule_id, probability, span)
 
     def _claim(
         self,
         block: Block,
         lang: str,
         sentence: _Sentence,
-        rule: Rule,
-        match: re.Match[str],
+        category: str,
+        rule_id: str,
+        base_confidence: float,
+        span: tuple[int, int],
+        fixed_attributes: dict | None = None,
     ) -> ExtractedClaim:
         hedged = self.languages[lang].hedges.search(sentence.lowered) is not None
-        confidence = rule.confidence * (_HEDGED_CONFIDENCE if hedged else 1.0)
-        attributes = dict(rule.attributes)
+        confidence = base_confidence * (_HEDGED_CONFIDENCE if hedged else 1.0)
+        attributes = dict(fixed_attributes or {})
         normal = sentence.normal()  # figures and lexicons read full-width digits as ASCII
-        if rule.category == "registry_endorsement":
+        if category == "registry_endorsement":
             attributes.update(self.attributes.registry(normal))
         text = sentence.text
-        trigger_start, trigger_end = sentence.original_span(match.start(), match.end())
+        trigger_start, trigger_end = sentence.original_span(*span)
         return ExtractedClaim(
-            category=rule.category,
+            category=category,
             text=text,
             key=normalise_sentence(text),
             lang=lang,
             trigger=text[trigger_start:trigger_end],
             trigger_start=trigger_start,
             trigger_end=trigger_end,
-            rule_id=rule.id,
+            rule_id=rule_id,
             rules_version=self.version,
             hedged=hedged,
             confidence=round(confidence * (_CHROME_CONFIDENCE if block.chrome else 1.0), 3),
@@ -247,6 +330,18 @@ def _reported(rules: LanguageRules, lowered: str) -> bool:
     )
 
 
+@dataclass
+class _CheckedBlock:
+    """A block the rules read: their claims, and its checked sentences for the model."""
+
+    block: Block
+    lang: str
+    all_sentences: list[str]  # every sentence, folded, for judging the block's voice
+    claims: list[ExtractedClaim] = field(default_factory=list)
+    sentences: list[tuple[_Sentence, set[str]]] = field(default_factory=list)
+    other_voice: bool | None = None  # None: not judged (only blocks with claims are)
+
+
 class _PageBlocks:
     """A page's folded blocks and, detected on first need, the language of each."""
 
@@ -265,9 +360,9 @@ class _PageBlocks:
             self.detected[number] = lang if lang in self.languages else None
         return self.detected[number]
 
-    def texts_in(self, lang: str) -> list[str]:
-        """The folded text of every block in `lang`, in page order."""
-        return [f.text for i, f in enumerate(self.folded) if self.language(i) == lang]
+    def texts_in(self, lang: str) -> Iterator[str]:
+        """The folded text of every block in `lang`, in page order (detected as read)."""
+        return (f.text for i, f in enumerate(self.folded) if self.language(i) == lang)
 
 
 class _PageContext:
@@ -285,18 +380,35 @@ class _PageContext:
         """True unless the rule is gated and neither sentence nor page has the context."""
         if self.context is None or not self.context.needs_context(rule_id):
             return True
-        if self.context.in_sentence(lang, sentence.lowered):
+        return self.is_medical(lang, sentence)
+
+    def is_medical(self, lang: str, sentence: _Sentence) -> bool:
+        """Whether the page (judged once per language) or else the sentence is medical."""
+        if self.context is None or self.context.in_sentence(lang, sentence.lowered):
+            return True  # the cheap test first; the page is read once, the lexicons last
+        if lang not in self.pages:
+            self.pages[lang] = self.context.page_has_context(lang, self.page.texts_in(lang))
+        return self.pages[lang] or self.sentence_is_medical(lang, sentence)
+
+    def names_medical_term(self, lang: str, sentence: _Sentence) -> bool:
+        """Whether the sentence names a term of context.yaml (the cheap part of the test)."""
+        return self.context is None or self.context.in_sentence(lang, sentence.lowered)
+
+    def sentence_is_medical(self, lang: str, sentence: _Sentence) -> bool:
+        """Whether the sentence names a medical term, a condition or an intervention."""
+        if self.context is None or self.context.in_sentence(lang, sentence.lowered):
             return True
         # A named condition or intervention ("ALS", 「自閉症」, "PRP") is context enough.
         normal = sentence.normal()
-        named = self.attributes.conditions.find(normal) or self.attributes.interventions.find(
-            normal
+        return bool(
+            self.attributes.conditions.find(normal) or self.attributes.interventions.find(normal)
         )
-        if named:
-            return True
-        if lang not in self.pages:
-            self.pages[lang] = self.context.page_has_context(lang, self.page.texts_in(lang))
-        return self.pages[lang]
+
+
+def _version(rules_dir: Path) -> str:
+    """The rules version: the rule files and, when model.yaml uses one, the model file."""
+    model = model_file(rules_dir)
+    return rules_version(rules_dir, (model,) if model else ())
 
 
 @lru_cache(maxsize=16)
@@ -309,4 +421,4 @@ def load_extractor(rules_dir: Path | None = None) -> Extractor:
     folder = (Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR).resolve()
     if not folder.is_dir():
         return Extractor(folder)  # raises the ConfigError that names the folder
-    return _cached(folder, rules_version(folder))
+    return _cached(folder, _version(folder))

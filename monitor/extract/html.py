@@ -194,7 +194,8 @@ def _declared_lang(root: etree._Element) -> str | None:
     lang = (
         root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
     ).lower()
-    return lang[:2] if lang[:2] in ("en", "ja", "zh") else None
+    # Another language ("de", "fr") is kept too: short Latin text on such a page is not English.
+    return lang[:2] if lang[:2].isalpha() and lang[:2].isascii() else None
 
 
 class _BlockCollector:

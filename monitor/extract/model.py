@@ -24,11 +24,12 @@ import numpy as np
 from monitor.config import ConfigError
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "model_data" / "claim_model.npz"
-HASH_BITS = 18
-CHAR_NGRAMS = (1, 2, 3, 4)
+HASH_BITS = 16
+CHAR_NGRAMS = (2, 3, 4)
 # Longer texts are cut: a sentence is at most 600 characters in the extractor.
 MAX_CHARS = 2000
-_FORMAT_VERSION = 1
+CUTS = ("precise", "balanced", "recall")
+_FORMAT_VERSION = 2  # 2: recall thresholds stored too
 
 _MASK = (1 << 64) - 1
 # An odd 64-bit base, so it has an inverse modulo 2^64 (substring hashes need it).
@@ -41,7 +42,9 @@ _CHAR_TAGS = {n: np.uint64((0x51ED27 * (n + 1)) & _MASK) for n in CHAR_NGRAMS}
 _WORD_TAG = np.uint64(0xA5A5_1234_9876_0001)
 _BIGRAM_TAG = np.uint64(0x0F0F_7777_3333_0002)
 _LANG_TAGS = {"en": 1, "ja": 2, "zh": 3}
-_WORDS = re.compile(r"[a-z0-9%$€£¥]+(?:['’][a-z]+)?")
+# Word characters (the text is case-folded): letters, digits and the signs of figures and prices.
+_WORD_SIGNS = tuple(np.uint64(ord(c)) for c in "%$€£¥")
+_APOSTROPHES = tuple(np.uint64(ord(c)) for c in "'’")
 _SPACES = re.compile(r"\s+")
 
 
@@ -85,33 +88,30 @@ def normalise(text: str) -> str:
 
 def feature_buckets(sentence: str, lang: str, bits: int = HASH_BITS) -> np.ndarray:
     """The hash buckets of one sentence's n-grams in `lang`, one per occurrence (int64)."""
-    groups = hash_sentences([sentence], lang, bits)
-    buckets = np.concatenate([group.buckets for group in groups])
+    buckets, _ = hash_sentences([sentence], lang, bits)
     return buckets[buckets < (1 << bits)]  # drop the padding of n-grams past the end
 
 
-@dataclass(frozen=True)
-class FeatureGroup:
-    """Buckets of one kind of feature for several sentences, grouped by sentence.
-
-    Sentence ``i`` owns ``buckets[starts[i]:starts[i + 1]]``; the bucket ``2**bits`` is padding
-    (an n-gram past the sentence's end) and has no weight.
-    """
-
-    buckets: np.ndarray
-    starts: np.ndarray
-
-
 def hash_sentences(
-    sentences: Sequence[str], lang: str, bits: int = HASH_BITS
-) -> list[FeatureGroup]:
-    """Character n-gram, word and word-bigram buckets of several sentences in one pass.
+    sentences: Sequence[str],
+    lang: str | Sequence[str],
+    bits: int = HASH_BITS,
+    *,
+    folded: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The feature buckets of several sentences in one pass, and the sentence owning each.
 
     numpy calls cost about the same for one sentence as for forty, so a page's sentences are
-    hashed together; every group stays in sentence order, so no sorting is needed.
+    hashed together. Features: character n-grams, the language and, for English, words and word
+    bigrams. `lang` is the language of all sentences, or one per sentence. The bucket ``2**bits`` is padding (an n-gram past a sentence's end; no weight).
+    `folded` sentences are already NFKC-normalised and case-folded (the extractor's): only their
+    spaces are collapsed.
     """
     # Spaces mark where each sentence starts and ends.
-    texts = [f" {normalise(sentence)} " for sentence in sentences]
+    if folded:
+        texts = [f" {' '.join(sentence.split())[:MAX_CHARS]} " for sentence in sentences]
+    else:
+        texts = [f" {normalise(sentence)} " for sentence in sentences]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     joined = "".join(texts)
@@ -119,26 +119,29 @@ def hash_sentences(
         np.uint64
     )
     powers, inverse = _TABLES.up_to(len(codes) + len(CHAR_NGRAMS) + 1)
-    size = len(codes) + len(CHAR_NGRAMS)  # room for n-grams that run past the end
+    size = len(codes) + max(CHAR_NGRAMS)  # room for n-grams that run past the end
     prefix = np.zeros(size + 1, dtype=np.uint64)
     np.cumsum((codes + np.uint64(1)) * powers[: len(codes)], out=prefix[1 : len(codes) + 1])
     prefix[len(codes) + 1 :] = prefix[len(codes)]
     positions = np.arange(len(codes))
-    columns = []
-    for n in CHAR_NGRAMS:
-        hashes = (prefix[positions + n] - prefix[positions]) * inverse[positions]
-        columns.append(_bucket(hashes ^ _CHAR_TAGS[n], bits))
-    char_buckets = np.stack(columns, axis=1)  # row-major: grouped by position, so by sentence
-    ends = np.repeat(offsets[1:], lengths)
-    char_buckets[positions[:, None] + np.array(CHAR_NGRAMS) > ends[:, None]] = 1 << bits
-    lang_bucket = _bucket(np.array([_LANG_TAGS.get(lang, 0)], dtype=np.uint64), bits)
-    groups = [
-        FeatureGroup(np.repeat(lang_bucket, len(texts)), np.arange(len(texts))),
-        FeatureGroup(char_buckets.ravel(), offsets[:-1] * len(CHAR_NGRAMS)),
-    ]
-    if lang == "en":
-        groups.extend(_word_groups(joined, prefix, inverse, offsets, bits))
-    return groups
+    owner = np.repeat(np.arange(len(texts)), lengths)  # the sentence of each character
+    grams = np.array(CHAR_NGRAMS)
+    starts = np.repeat(positions, len(grams))
+    stops = starts + np.tile(grams, len(positions))
+    tags = np.tile(np.array(list(_CHAR_TAGS.values()), dtype=np.uint64), len(positions))
+    chars = _bucket(((prefix[stops] - prefix[starts]) * inverse[starts]) ^ tags, bits)
+    chars[stops > np.repeat(offsets[1:], lengths * len(grams))] = 1 << bits
+    langs = [lang] * len(texts) if isinstance(lang, str) else list(lang)
+    tags = np.array([_LANG_TAGS.get(one, 0) for one in langs], dtype=np.uint64)
+    buckets = [_bucket(tags, bits), chars]
+    owners = [np.arange(len(texts)), np.repeat(owner, len(grams))]
+    english = np.array([one == "en" for one in langs])
+    if english.any():
+        words, word_owners = _word_buckets(codes, prefix, inverse, owner, bits)
+        keep = english[word_owners]
+        buckets.append(words[keep])
+        owners.append(word_owners[keep])
+    return np.concatenate(buckets), np.concatenate(owners)
 
 
 def _bucket(hashes: np.ndarray, bits: int) -> np.ndarray:
@@ -146,37 +149,38 @@ def _bucket(hashes: np.ndarray, bits: int) -> np.ndarray:
     return ((hashes * _SPREAD) >> np.uint64(64 - bits)).astype(np.int64)
 
 
-def _word_groups(
-    text: str, prefix: np.ndarray, inverse: np.ndarray, offsets: np.ndarray, bits: int
-) -> list[FeatureGroup]:
-    """The English words and word bigrams of `text`, grouped by sentence."""
-    spans = np.array([m.span() for m in _WORDS.finditer(text)], dtype=np.int64).reshape(-1, 2)
-    starts, ends = spans[:, 0], spans[:, 1]
+def _word_buckets(
+    codes: np.ndarray, prefix: np.ndarray, inverse: np.ndarray, owner: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The buckets of the English words and word bigrams of the joined text, and their owners.
+
+    A word is a run of letters, digits and figure signs; an apostrophe between a word and a
+    letter belongs to the word ("don't"). Found with array operations, not a regex loop.
+    """
+    letter = (codes >= ord("a")) & (codes <= ord("z"))
+    word = letter | ((codes >= ord("0")) & (codes <= ord("9"))) | _any_of(codes, _WORD_SIGNS)
+    inner = np.zeros_like(word)
+    inner[1:-1] = _any_of(codes[1:-1], _APOSTROPHES) & word[:-2] & letter[2:]
+    word |= inner
+    edges = np.diff(np.concatenate([[False], word, [False]]).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
     words = (prefix[ends] - prefix[starts]) * inverse[starts]
-    sentence_of = np.searchsorted(offsets, starts, side="right") - 1
+    sentence_of = owner[starts]
     same = sentence_of[:-1] == sentence_of[1:]  # a bigram never spans two sentences
     bigrams = words[:-1][same] * np.uint64(_BASE) + words[1:][same]
-    first_word = np.searchsorted(sentence_of, np.arange(len(offsets) - 1))
-    first_bigram = np.searchsorted(sentence_of[:-1][same], np.arange(len(offsets) - 1))
-    return [
-        FeatureGroup(_bucket(words ^ _WORD_TAG, bits), first_word),
-        FeatureGroup(_bucket(bigrams ^ _BIGRAM_TAG, bits), first_bigram),
-    ]
-
-
-def _group_sums(weights: np.ndarray, group: FeatureGroup) -> tuple[np.ndarray, np.ndarray]:
-    """Per sentence: the summed weight rows of its buckets, and how many real buckets it has."""
-    counts = np.diff(np.append(group.starts, len(group.buckets)))
-    if not len(group.buckets):
-        return np.zeros((len(counts), weights.shape[1]), dtype=weights.dtype), counts
-    rows = weights[group.buckets]
-    sums = np.add.reduceat(rows, np.minimum(group.starts, len(rows) - 1), axis=0)
-    sums[counts == 0] = 0  # reduceat gives the next row for an empty group
-    padding = np.add.reduceat(
-        group.buckets >= weights.shape[0] - 1, np.minimum(group.starts, len(rows) - 1)
+    buckets = np.concatenate(
+        [_bucket(words ^ _WORD_TAG, bits), _bucket(bigrams ^ _BIGRAM_TAG, bits)]
     )
-    padding[counts == 0] = 0
-    return sums, counts - padding
+    return buckets, np.concatenate([sentence_of, sentence_of[:-1][same]])
+
+
+def _any_of(codes: np.ndarray, values: tuple[np.uint64, ...]) -> np.ndarray:
+    """Where `codes` equals one of a few `values` (faster than np.isin for so few)."""
+    found = codes == values[0]
+    for value in values[1:]:
+        found |= codes == value
+    return found
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,22 @@ class ClaimModel:
     categories: tuple[str, ...]
     weights: np.ndarray
     bias: np.ndarray
+    # Per category: the precise cut (out-of-fold precision ≥ 0.90) and the F1-best cut.
     thresholds: dict[str, float]
     bits: int = HASH_BITS
+    recall_thresholds: dict[str, float] | None = None
+
+    def cut(self, name: str) -> dict[str, float]:
+        """Thresholds per category: ``precise`` (the shipped ones), ``recall`` (F1-best) or
+        ``balanced`` (half-way between)."""
+        recall = self.recall_thresholds or self.thresholds
+        if name == "precise":
+            return dict(self.thresholds)
+        if name == "recall":
+            return dict(recall)
+        if name == "balanced":
+            return {c: (self.thresholds[c] + recall[c]) / 2 for c in self.categories}
+        raise ValueError(f"unknown cut {name!r} (known: {', '.join(CUTS)})")
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> ClaimModel:
@@ -215,7 +233,10 @@ class ClaimModel:
         weights = np.zeros(((1 << bits) + 1, len(categories)), dtype=np.float32)
         weights[data["buckets"]] = data["values"].astype(np.float32)
         thresholds = dict(zip(categories, data["thresholds"].astype(float).tolist(), strict=True))
-        return cls(categories, weights, data["bias"].astype(np.float32), thresholds, bits)
+        recall = dict(
+            zip(categories, data["recall_thresholds"].astype(float).tolist(), strict=True)
+        )
+        return cls(categories, weights, data["bias"].astype(np.float32), thresholds, bits, recall)
 
     def save(self, path: Path | str) -> None:
         """Write the model compactly: only non-zero rows, as float16."""
@@ -232,19 +253,33 @@ class ClaimModel:
                 values=self.weights[used].astype(np.float16),
                 bias=self.bias.astype(np.float32),
                 thresholds=np.array([self.thresholds[c] for c in self.categories]),
+                recall_thresholds=np.array([self.cut("recall")[c] for c in self.categories]),
             )
 
-    def probabilities(self, sentences: Sequence[str], lang: str) -> np.ndarray:
-        """Sentences × categories probabilities, all sentences of a page in one pass."""
+    def probabilities(
+        self, sentences: Sequence[str], lang: str | Sequence[str], *, folded: bool = False
+    ) -> np.ndarray:
+        """Sentences × categories probabilities, all sentences of a page in one pass.
+
+        `lang`: the language of all sentences, or one per sentence. `folded`: the sentences are
+        already NFKC-normalised and case-folded (saves that work)."""
         if not sentences:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
+        buckets, owners = hash_sentences(sentences, lang, self.bits, folded=folded)
+        order = np.argsort(owners, kind="stable")
+        buckets, owners = buckets[order], owners[order]
+        padding = self.weights.shape[0] - 1
+        real = buckets < padding
+        buckets, owners = buckets[real], owners[real]
+        counts = np.bincount(owners, minlength=len(sentences))
         totals = np.zeros((len(sentences), len(self.categories)), dtype=np.float32)
-        counts = np.zeros(len(sentences), dtype=np.int64)
-        for group in hash_sentences(sentences, lang, self.bits):
-            sums, real = _group_sums(self.weights, group)
-            totals += sums
-            counts += real
-        scores = self.bias + totals / np.sqrt(counts.astype(np.float32))[:, None]
+        if len(buckets):
+            # Owners ascend, so one reduceat sums each sentence's weight rows.
+            starts = np.searchsorted(owners, np.arange(len(sentences)))
+            sums = np.add.reduceat(self.weights[buckets], np.minimum(starts, len(buckets) - 1))
+            present = counts > 0
+            totals[present] = sums[present]
+        scores = self.bias + totals / np.sqrt(np.maximum(counts, 1).astype(np.float32))[:, None]
         return 1.0 / (1.0 + np.exp(-scores))
 
     def predict(self, sentence: str, lang: str) -> dict[str, float]:

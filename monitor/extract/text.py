@@ -25,6 +25,8 @@ _SIMPLIFIED_ONLY = re.compile(
     "连迟适选递邮释钟钱铁银锁闭间闻阅队阶际陆陈随险隐难须顾领频题额风飞饭馆验鲜鸡齐龄龙]"
 )
 _LATIN = re.compile(r"[A-Za-z]")
+# Characters of a block read to tell its language: a paragraph's start says it.
+_LANGUAGE_SAMPLE = 600
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # Function words frequent in any English text; a long Latin block without them is another language.
 _ENGLISH_WORDS = frozenset(
@@ -60,6 +62,74 @@ _ENGLISH_WORDS = frozenset(
         "not",
         "or",
         "an",
+    ]
+)
+# Function words of the other languages clinics' neighbours write in (German, French, Spanish,
+# Portuguese, Italian, Dutch) that are not English words ("als", "die", "et al." are left out:
+# English has them): two of them outweigh a short text's English function words.
+_OTHER_LATIN_WORDS = frozenset(
+    [
+        "der",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "mit",
+        "bei",
+        "sie",
+        "wie",
+        "auch",
+        "ein",
+        "eine",
+        "einen",
+        "zum",
+        "zur",
+        "sind",
+        "wird",
+        "oder",
+        "les",
+        "des",
+        "est",
+        "une",
+        "pour",
+        "dans",
+        "avec",
+        "sur",
+        "pas",
+        "qui",
+        "sont",
+        "aux",
+        "du",
+        "el",
+        "los",
+        "las",
+        "del",
+        "para",
+        "con",
+        "una",
+        "por",
+        "que",
+        "es",
+        "muy",
+        "pero",
+        "os",
+        "da",
+        "em",
+        "uma",
+        "não",
+        "são",
+        "il",
+        "gli",
+        "della",
+        "che",
+        "sono",
+        "di",
+        "een",
+        "het",
+        "zijn",
+        "niet",
+        "met",
+        "voor",
     ]
 )
 _ENGLISH_ABBREVIATIONS = frozenset(
@@ -139,8 +209,10 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     """``ja`` for kana, ``zh`` for Han without kana, ``en`` for English; None for anything else.
 
     `hint` (the page's or site's language) breaks ties: short Han-only text on a Japanese page is
-    Japanese (headings such as 「料金表」 carry no kana).
+    Japanese (headings such as 「料金表」 carry no kana). A long block is judged by its start.
     """
+    short = len(text) <= 40
+    text = text[:_LANGUAGE_SAMPLE]
     if text.isascii():  # most blocks: no kana or Han to look for
         return _latin_language(text, hint) if _LATIN.search(text) else None
     if _KANA.search(text):
@@ -150,7 +222,7 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     if _HAN.search(text):
         if _mostly_latin(text, _HAN):
             return _latin_language(text, hint)
-        if hint == "ja" and len(text) <= 40 and not _SIMPLIFIED_ONLY.search(text):
+        if hint == "ja" and short and not _SIMPLIFIED_ONLY.search(text):
             return "ja"
         return "zh"
     if _LATIN.search(text):
@@ -164,14 +236,23 @@ def _mostly_latin(text: str, script: re.Pattern[str]) -> bool:
 
 
 def _latin_language(text: str, hint: str | None) -> str | None:
-    """English unless a longer text has too few English function words (German, French …)."""
+    """English unless the words say otherwise (German, French …).
+
+    A long text needs enough English function words; a short one is English unless it has more
+    function words of another language (at least two) than English ones. On a page that declares
+    another language, only long, plainly English text is English.
+    """
     if hint == "en":
         return "en"
-    words = _LATIN_WORD.findall(text)
-    if len(words) < 12:
-        return "en"
-    english = sum(1 for w in words if w.lower() in _ENGLISH_WORDS)
-    return "en" if english * 12 >= len(words) else None
+    words = _LATIN_WORD.findall(text.lower())
+    english = sum(1 for w in words if w in _ENGLISH_WORDS)
+    if hint is not None and hint not in ("ja", "zh"):
+        # A page in German or French: only plainly English text (an English section) is read.
+        return "en" if len(words) >= 12 and english * 4 >= len(words) else None
+    if len(words) >= 12:
+        return "en" if english * 12 >= len(words) else None
+    other = sum(1 for w in words if w in _OTHER_LATIN_WORDS)
+    return None if other >= 2 and other > english else "en"
 
 
 def split_sentences(text: str, lang: str) -> Iterator[tuple[int, int]]:

@@ -1,0 +1,148 @@
+"""The trained model as a second reader: categories the rules missed in a sentence they checked.
+
+Rules are precise but only as wide as the phrasings their authors thought of; the model
+(`monitor.extract.model`) has read every labelled sentence of several writers. It never
+overrides a rule. For each sentence the rules checked, a category the rules did not find is
+added when the model's probability reaches the model's threshold for it, the sentence is in the
+publisher's own voice (the exclusions of the language's rule file), and the sentence names a
+term of context.yaml (``context: sentence``, the default; with ``context: page`` any sentence of
+a medical page is read, as for the gated rules — more recall on pages, and several times the
+sentences to score).
+
+``config/rules/model.yaml`` switches the stage on and says which model file and categories it
+uses; the model file is part of the rules version, so retraining it changes the version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from claims_db.codebook import CATEGORIES
+from monitor.config import ConfigError
+from monitor.extract.model import CUTS, DEFAULT_MODEL_PATH, ClaimModel
+from monitor.extract.rules import read_yaml
+
+MODEL_FILE = "model.yaml"
+_KEYS = {"enabled", "file", "categories", "cut", "min_probability", "min_words", "context"}
+_CONTEXTS = ("sentence", "page")
+
+
+@dataclass(frozen=True)
+class ModelStage:
+    """The loaded model and the categories it may add."""
+
+    model: ClaimModel
+    path: Path
+    categories: frozenset[str]
+    cut: str = "precise"
+    min_probability: float = 0.0
+    # Sentences shorter than this (words; CJK: characters / 3) give the model too little to read.
+    min_words: int = 0
+    # True ("context: sentence"): the sentence itself must name a term of context.yaml.
+    sentence_context: bool = True
+
+    def long_enough(self, lowered: str, lang: str) -> bool:
+        """Whether a sentence has `min_words` words (Japanese, Chinese: 3 characters a word)."""
+        if not self.min_words:
+            return True
+        if lang == "en":
+            return len(lowered.split()) >= self.min_words
+        return len(lowered) >= 3 * self.min_words
+
+    def categories_above(self, sentences: list[str], langs: list[str]) -> list[dict[str, float]]:
+        """Per folded sentence (in its language), each allowed category whose probability
+        reaches its threshold."""
+        if not sentences:
+            return []
+        probabilities = self.model.probabilities(sentences, langs, folded=True)
+        thresholds = self.model.cut(self.cut)
+        cuts = np.array([max(thresholds[c], self.min_probability) for c in self.model.categories])
+        allowed = np.array([c in self.categories for c in self.model.categories])
+        found = (probabilities >= cuts) & allowed
+        rows: list[dict[str, float]] = []
+        for row, hits in zip(probabilities, found, strict=True):
+            columns = np.flatnonzero(hits)
+            rows.append({self.model.categories[j]: float(row[j]) for j in columns})
+        return rows
+
+
+def model_settings(rules_dir: Path) -> dict[str, Any] | None:
+    """model.yaml's settings, checked; None when the folder has no model.yaml or it is off."""
+    path = rules_dir / MODEL_FILE
+    if not path.exists():
+        return None
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping (enabled, file, categories)")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown key (known: {', '.join(sorted(_KEYS))})")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{path}: enabled: true or false is required")
+    if not enabled:
+        return None
+    categories = data.get("categories", list(CATEGORIES))
+    if not isinstance(categories, list) or not categories:
+        raise ConfigError(f"{path}: categories: a list of claim categories is required")
+    for category in categories:
+        if category not in CATEGORIES:
+            raise ConfigError(
+                f"{path}: categories: unknown category {category!r} (known: {', '.join(CATEGORIES)})"
+            )
+    cut = data.get("cut", "precise")
+    if cut not in CUTS:
+        raise ConfigError(f"{path}: cut: {cut!r} is not one of {', '.join(CUTS)}")
+    min_words = data.get("min_words", 0)
+    if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
+        raise ConfigError(f"{path}: min_words: a whole number ≥ 0 is required")
+    floor = data.get("min_probability", 0.0)
+    if not isinstance(floor, int | float) or not 0 <= floor < 1:
+        raise ConfigError(f"{path}: min_probability: a number from 0 up to (not including) 1")
+    file = data.get("file")
+    if file is not None and not isinstance(file, str):
+        raise ConfigError(f"{path}: file: a path (relative to the rules folder) is required")
+    context = data.get("context", "sentence")
+    if context not in _CONTEXTS:
+        raise ConfigError(f"{path}: context: {context!r} is not one of {', '.join(_CONTEXTS)}")
+    model_path = (rules_dir / file) if file else DEFAULT_MODEL_PATH
+    return {
+        "path": model_path,
+        "categories": frozenset(categories),
+        "cut": cut,
+        "min_probability": floor,
+        "min_words": min_words,
+        "sentence_context": context == "sentence",
+    }
+
+
+def model_file(rules_dir: Path) -> Path | None:
+    """The model file the rules folder uses (for the rules version), or None."""
+    settings = model_settings(rules_dir)
+    return settings["path"] if settings else None
+
+
+def load_model_stage(rules_dir: Path) -> ModelStage | None:
+    """The model stage configured by the folder's model.yaml, or None when there is none."""
+    settings = model_settings(rules_dir)
+    if settings is None:
+        return None
+    model = ClaimModel.load(settings["path"])
+    missing = settings["categories"] - set(model.categories)
+    if missing:
+        raise ConfigError(
+            f"{rules_dir / MODEL_FILE}: categories: the model has no {sorted(missing)[0]!r}"
+        )
+    return ModelStage(
+        model,
+        settings["path"],
+        settings["categories"],
+        settings["cut"],
+        float(settings["min_probability"]),
+        settings["min_words"],
+        settings["sentence_context"],
+    )

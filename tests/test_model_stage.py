@@ -1,0 +1,158 @@
+"""The model stage of the extractor (config/rules/model.yaml): the trained model adds categories
+the rules missed, only in the publisher's voice and a medical sentence, and is part of the rules
+version. A tiny model trained here on an invented word makes the stage's effect unmistakable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.config import ConfigError
+from monitor.extract.extractor import Extractor
+from monitor.extract.rules import DEFAULT_RULES_DIR
+from monitor.extract.train import main as train_command
+
+# "zorblax" is no word any rule knows: only the model can tie it to efficacy.
+POSITIVES = [
+    "Our patients feel zorblax after one treatment.",
+    "Most patients report zorblax within a week of the infusion.",
+    "Patients describe a deep zorblax after stem cell therapy.",
+    "After the injection our patients feel zorblax in the knee.",
+]
+NEGATIVES = [
+    "Our patients park at the back of the building.",
+    "Patients should bring their passport to the first visit.",
+    "The treatment room is on the second floor.",
+    "Patients can book a visit by phone or e-mail.",
+]
+UNSEEN = "Many patients notice zorblax after the stem cell treatment."
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = [
+        {"id": f"t-{n}", "text": text, "lang": "en", "labels": labels}
+        for n, (text, labels) in enumerate(
+            [(t, ["efficacy_promise"]) for t in POSITIVES * 3] + [(t, []) for t in NEGATIVES * 3]
+        )
+    ]
+    (folder / "en.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = folder / "tiny.npz"
+    result = CliRunner().invoke(train_command, ["--corpus", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def rules_with(tmp_path: Path, tiny_model: Path):
+    """A copy of config/rules whose model.yaml uses the tiny model, with extra settings."""
+
+    def make(**settings: object) -> Path:
+        rules = Path(shutil.copytree(DEFAULT_RULES_DIR, tmp_path / "rules", dirs_exist_ok=True))
+        shutil.copy(tiny_model, rules / "tiny.npz")
+        lines = ["enabled: true", "file: tiny.npz", "categories: [efficacy_promise]"]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+        (rules / "model.yaml").write_text("\n".join(lines) + "\n")
+        return rules
+
+    return make
+
+
+def test_the_model_adds_a_claim_the_rules_miss(rules_with) -> None:
+    rules = rules_with()
+    assert Extractor(rules, use_model=False).extract_text(UNSEEN, lang_hint="en") == []
+    [claim] = Extractor(rules).extract_text(UNSEEN, lang_hint="en")
+    assert claim.category == "efficacy_promise"
+    assert claim.rule_id == "en.model.efficacy_promise"
+    # The model judges the sentence as a whole: the whole sentence is the trigger.
+    assert (claim.trigger_start, claim.trigger_end) == (0, len(UNSEEN))
+    assert 0 < claim.confidence <= 1
+
+
+def test_switched_off_the_model_adds_nothing(rules_with) -> None:
+    rules = rules_with(enabled=False)
+    assert Extractor(rules).extract_text(UNSEEN, lang_hint="en") == []
+
+
+def test_a_sentence_in_another_voice_gets_no_model_claim(rules_with) -> None:
+    quoted = "Critics say patients notice zorblax after the stem cell treatment."
+    assert Extractor(rules_with()).extract_text(quoted, lang_hint="en") == []
+
+
+def test_the_model_reads_only_sentences_naming_a_medical_term(rules_with) -> None:
+    bare = "Most people feel zorblax after one visit, and it lasts."
+    assert Extractor(rules_with()).extract_text(bare, lang_hint="en") == []
+
+
+def test_with_page_context_a_medical_page_is_enough(rules_with) -> None:
+    page = (
+        "<html><body><p>Our clinic offers stem cell treatment, PRP injections and infusion "
+        "therapy to patients with arthritis.</p>"
+        "<p>Most people feel zorblax after one visit, and it lasts.</p></body></html>"
+    )
+    sentence = "Most people feel zorblax after one visit, and it lasts."
+    texts = [c.text for c in Extractor(rules_with()).extract_html(page)]
+    assert sentence not in texts
+    texts = [c.text for c in Extractor(rules_with(context="page")).extract_html(page)]
+    assert sentence in texts
+
+
+def test_short_headings_are_left_to_the_rules(rules_with) -> None:
+    assert Extractor(rules_with(min_words=12)).extract_text(UNSEEN, lang_hint="en") == []
+    assert Extractor(rules_with(min_words=8)).extract_text(UNSEEN, lang_hint="en") != []
+
+
+def test_min_probability_raises_the_bar(rules_with) -> None:
+    assert Extractor(rules_with(min_probability=0.999)).extract_text(UNSEEN, lang_hint="en") == []
+
+
+def test_the_model_file_is_part_of_the_rules_version(rules_with, tmp_path: Path) -> None:
+    rules = rules_with()
+    before = Extractor(rules).version
+    shutil.copy(
+        DEFAULT_RULES_DIR.parent.parent / "monitor/extract/model_data/claim_model.npz",
+        rules / "tiny.npz",
+    )
+    assert Extractor(rules).version != before
+    assert Extractor(rules, use_model=False).version == Extractor(rules).version
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"categorys": ["price"]}, "categorys: unknown key"),
+        ({"categories": ["pricing"]}, "categories: unknown category 'pricing'"),
+        ({"context": "site"}, "context: 'site' is not one of sentence, page"),
+        ({"min_probability": 2}, "min_probability: a number from 0"),
+        ({"cut": "loose"}, "cut: 'loose' is not one of precise, balanced, recall"),
+        ({"min_words": -1}, "min_words: a whole number"),
+        ({"file": "missing.npz"}, "missing.npz: not a claim model"),
+    ],
+)
+def test_a_broken_model_file_names_the_file_and_key(rules_with, settings, message) -> None:
+    rules = rules_with(**settings)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        Extractor(rules)
+    assert str(rules) in str(info.value)
+
+
+def test_evaluate_with_and_without_the_model(rules_with, tmp_path: Path) -> None:
+    from monitor.extract.cli import evaluate_command
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    item = {"id": "u-1", "text": UNSEEN, "lang": "en", "labels": ["efficacy_promise"]}
+    (corpus / "en.jsonl").write_text(json.dumps(item) + "\n")
+    args = ["--corpus", str(corpus), "--rules", str(rules_with()), "--split", "all"]
+    args += ["--format", "json"]
+    with_model = json.loads(CliRunner().invoke(evaluate_command, args).output)
+    rules_only = json.loads(CliRunner().invoke(evaluate_command, [*args, "--rules-only"]).output)
+    overall = [s for s in with_model["scores"] if s["lang"] == s["category"] == "all"]
+    assert overall[0]["recall"] == 1.0
+    overall = [s for s in rules_only["scores"] if s["lang"] == s["category"] == "all"]
+    assert overall[0]["recall"] == 0.0
