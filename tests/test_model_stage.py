@@ -156,3 +156,23 @@ def test_evaluate_with_and_without_the_model(rules_with, tmp_path: Path) -> None
     assert overall[0]["recall"] == 1.0
     overall = [s for s in rules_only["scores"] if s["lang"] == s["category"] == "all"]
     assert overall[0]["recall"] == 0.0
+
+
+def test_a_second_category_on_a_rule_claim_needs_the_precise_cut(tiny_model: Path) -> None:
+    from monitor.extract.learned import ModelStage
+    from monitor.extract.model import ClaimModel
+
+    trained = ClaimModel.load(tiny_model)
+    never, always = dict.fromkeys(trained.categories, 1.0), dict.fromkeys(trained.categories, 0.0)
+    model = ClaimModel(
+        trained.categories, trained.weights, trained.bias, never, trained.bits, always
+    )
+    extractor = Extractor(use_model=False)
+    extractor.model = ModelStage(model, tiny_model, frozenset(trained.categories), cut="recall")
+    # The rules find nothing here: at the recall cut (0) the model adds every category.
+    bare = extractor.extract_text(UNSEEN, lang_hint="en")
+    assert {c.rule_id.split(".")[1] for c in bare} == {"model"} and len(bare) == 7
+    # The rules find an efficacy promise here: the model may add a category only at the precise
+    # cut (1.0, never).
+    claimed = extractor.extract_text("Stem cells cured my knee arthritis.", lang_hint="en")
+    assert [c.rule_id for c in claimed] == ["en.efficacy.cure"]

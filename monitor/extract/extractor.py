@@ -238,6 +238,10 @@ class Extractor:
         for category, probability in row.items():
             if category in found or _excluded(rules, category, sentence.lowered):
                 continue
+            # A second category on a sentence the rules already read as a claim needs the
+            # precise cut: the model's probabilities leak between a sentence's categories.
+            if found and probability < self.model.model.thresholds[category]:
+                continue
             rule_id = f"{lang}.model.{category}"
             span = (0, len(sentence.lowered))  # the model reads the sentence as a whole
             yield self._claim(block, lang, sentence, category, rule_id, probability, span)
