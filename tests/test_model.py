@@ -149,3 +149,24 @@ def test_a_file_that_is_no_model_is_a_config_error(tmp_path):
     broken.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="retrain with"):
         ClaimModel.load(broken)
+
+
+def test_the_experiment_compares_rules_and_each_cut_on_a_test_set(tmp_path):
+    test_set = tmp_path / "test_set"
+    test_set.mkdir()
+    items = [
+        {"id": "t-1", "text": "A session costs $8,000.", "lang": "en", "labels": ["price"]},
+        {"id": "t-2", "text": "We are closed on Mondays.", "lang": "en", "labels": []},
+    ]
+    (test_set / "en.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n")
+    args = ["--corpus", str(_tiny_corpus(tmp_path)), "--experiment", str(test_set)]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 0, result.output
+    assert "trained on 12 items, measured on 2 items" in result.output
+    variants = [line.split(" all ")[0].strip() for line in result.output.splitlines()[2:]]
+    assert variants == [
+        "rules",
+        "rules + model (precise)",
+        "rules + model (balanced)",
+        "rules + model (recall)",
+    ]

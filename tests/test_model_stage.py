@@ -168,7 +168,7 @@ def test_a_second_category_on_a_rule_claim_needs_the_precise_cut(tiny_model: Pat
         trained.categories, trained.weights, trained.bias, never, trained.bits, always
     )
     extractor = Extractor(use_model=False)
-    extractor.model = ModelStage(model, tiny_model, frozenset(trained.categories), cut="recall")
+    extractor.model = ModelStage(model, frozenset(trained.categories), cut="recall")
     # The rules find nothing here: at the recall cut (0) the model adds every category.
     bare = extractor.extract_text(UNSEEN, lang_hint="en")
     assert {c.rule_id.split(".")[1] for c in bare} == {"model"} and len(bare) == 7

@@ -387,22 +387,20 @@ class _PageContext:
         return self.is_medical(lang, sentence)
 
     def is_medical(self, lang: str, sentence: _Sentence) -> bool:
-        """Whether the page (judged once per language) or else the sentence is medical."""
-        if self.context is None or self.context.in_sentence(lang, sentence.lowered):
-            return True  # the cheap test first; the page is read once, the lexicons last
+        """Whether the sentence or its page is medical: the cheap test first, the page once per
+        language, the lexicons last."""
+        if self.context is None or self.names_medical_term(lang, sentence):
+            return True
         if lang not in self.pages:
             self.pages[lang] = self.context.page_has_context(lang, self.page.texts_in(lang))
-        return self.pages[lang] or self.sentence_is_medical(lang, sentence)
+        return self.pages[lang] or self._names_condition_or_intervention(sentence)
 
     def names_medical_term(self, lang: str, sentence: _Sentence) -> bool:
         """Whether the sentence names a term of context.yaml (the cheap part of the test)."""
         return self.context is None or self.context.in_sentence(lang, sentence.lowered)
 
-    def sentence_is_medical(self, lang: str, sentence: _Sentence) -> bool:
-        """Whether the sentence names a medical term, a condition or an intervention."""
-        if self.context is None or self.context.in_sentence(lang, sentence.lowered):
-            return True
-        # A named condition or intervention ("ALS", 「自閉症」, "PRP") is context enough.
+    def _names_condition_or_intervention(self, sentence: _Sentence) -> bool:
+        """A named condition or intervention ("ALS", 「自閉症」, "PRP") is context enough."""
         normal = sentence.normal()
         return bool(
             self.attributes.conditions.find(normal) or self.attributes.interventions.find(normal)

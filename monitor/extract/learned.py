@@ -36,7 +36,6 @@ class ModelStage:
     """The loaded model and the categories it may add."""
 
     model: ClaimModel
-    path: Path
     categories: frozenset[str]
     cut: str = "precise"
     min_probability: float = 0.0
@@ -101,7 +100,7 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
         raise ConfigError(f"{path}: min_words: a whole number ≥ 0 is required")
     floor = data.get("min_probability", 0.0)
-    if not isinstance(floor, int | float) or not 0 <= floor < 1:
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor < 1:
         raise ConfigError(f"{path}: min_probability: a number from 0 up to (not including) 1")
     file = data.get("file")
     if file is not None and not isinstance(file, str):
@@ -109,12 +108,12 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
     context = data.get("context", "sentence")
     if context not in _CONTEXTS:
         raise ConfigError(f"{path}: context: {context!r} is not one of {', '.join(_CONTEXTS)}")
-    model_path = (rules_dir / file) if file else DEFAULT_MODEL_PATH
     return {
-        "path": model_path,
+        "path": (rules_dir / file) if file else DEFAULT_MODEL_PATH,
+        # The rest are the ModelStage's fields.
         "categories": frozenset(categories),
         "cut": cut,
-        "min_probability": floor,
+        "min_probability": float(floor),
         "min_words": min_words,
         "sentence_context": context == "sentence",
     }
@@ -131,18 +130,10 @@ def load_model_stage(rules_dir: Path) -> ModelStage | None:
     settings = model_settings(rules_dir)
     if settings is None:
         return None
-    model = ClaimModel.load(settings["path"])
+    model = ClaimModel.load(settings.pop("path"))
     missing = settings["categories"] - set(model.categories)
     if missing:
         raise ConfigError(
             f"{rules_dir / MODEL_FILE}: categories: the model has no {sorted(missing)[0]!r}"
         )
-    return ModelStage(
-        model,
-        settings["path"],
-        settings["categories"],
-        settings["cut"],
-        float(settings["min_probability"]),
-        settings["min_words"],
-        settings["sentence_context"],
-    )
+    return ModelStage(model, **settings)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from monitor.extract.evaluate import (
     split_of,
 )
 from monitor.extract.extractor import Extractor
-from monitor.extract.learned import ModelStage, model_settings
+from monitor.extract.learned import ModelStage, load_model_stage
 from monitor.extract.model import (
     CUTS,
     DEFAULT_MODEL_PATH,
@@ -218,10 +218,8 @@ def experiment(train_specs: Sequence[str], test_spec: str) -> str:
     items = [i for i in read_sets(train_specs) if i["id"] not in test_ids]
     if not items or not test:
         raise ConfigError("the experiment needs training items and test items")
-    matrix = featurise(items)
-    f1, high = calibrate(out_of_fold(items, matrix), matrix.labels)
-    fitted = fit(matrix)
-    fitted = ClaimModel(fitted.categories, fitted.weights, fitted.bias, high, fitted.bits, f1)
+    fitted = train(items)
+    high, f1 = fitted.cut("precise"), fitted.cut("recall")
     extractor = Extractor(use_model=False)
     lines = [
         f"trained on {len(items)} items, measured on {len(test)} items of {test_spec}",
@@ -229,17 +227,10 @@ def experiment(train_specs: Sequence[str], test_spec: str) -> str:
         + " ".join(f"{c}={f1[c]:.2f}/{high[c]:.2f}" for c in CATEGORIES),
         _variant_line("rules", evaluate_items(test, extractor)),
     ]
-    # The stage as config/rules/model.yaml sets it up (length, context), at each cut in turn.
-    settings = model_settings(DEFAULT_RULES_DIR) or {}
+    # The stage as config/rules/model.yaml sets it up (length, context …), at each cut in turn.
+    configured = load_model_stage(DEFAULT_RULES_DIR) or ModelStage(fitted, frozenset(CATEGORIES))
     for cut in CUTS:
-        extractor.model = ModelStage(
-            fitted,
-            DEFAULT_MODEL_PATH,
-            frozenset(CATEGORIES),
-            cut=cut,
-            min_words=settings.get("min_words", 0),
-            sentence_context=settings.get("sentence_context", True),
-        )
+        extractor.model = replace(configured, model=fitted, cut=cut)
         lines.append(_variant_line(f"rules + model ({cut})", evaluate_items(test, extractor)))
     return "\n".join(lines)
 
