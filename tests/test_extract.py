@@ -103,6 +103,35 @@ def test_scripts_nav_forms_and_cookie_banners_are_skipped(claims) -> None:
         assert hidden not in texts
 
 
+CLAIM = "<p>Symptoms improved in 60% of our ALS patients after stem cell therapy.</p>"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # WordPress's cookie plugin and themes flag the page's state on <body>.
+        f'<body class="single-post cookies-not-set better-responsive-menu">{CLAIM}</body>',
+        f'<body class="has-navbar"><main>{CLAIM}</main></body>',
+        # A layout wrapper named after the sidebar or a menu that holds the main content.
+        f'<body><div class="content-sidebar-wrap"><main>{CLAIM}</main></div></body>',
+        f'<body><div id="menu-push-wrap"><article>{CLAIM}</article></div></body>',
+        f'<body><div class="layout has-sidebar">{CLAIM}</div></body>',
+    ],
+)
+def test_page_state_and_wrapper_names_hide_no_content(body: str) -> None:
+    (claim,) = load_extractor().extract_html(f"<html>{body}</html>")
+    assert claim.location == "main" and not claim.chrome
+
+
+def test_a_named_component_without_content_is_still_chrome_or_skipped() -> None:
+    html = (
+        f'<html><body><div class="site-header">{CLAIM}</div>'
+        f'<div class="cookie-bar">{CLAIM.replace("60%", "70%")}</div></body></html>'
+    )
+    (claim,) = load_extractor().extract_html(html)
+    assert claim.chrome and claim.location == "header" and "60%" in claim.text
+
+
 def test_shift_jis_bytes_are_decoded() -> None:
     html = (
         '<html lang="ja"><head><meta charset="Shift_JIS"></head><body>'

@@ -90,8 +90,11 @@ _CHROME_TAGS = {"header": "header", "footer": "footer", "aside": "aside"}
 _CHROME_ROLES = {"banner": "header", "contentinfo": "footer", "complementary": "aside"}
 _SKIPPED_ROLES = frozenset({"navigation", "menu", "menubar", "search", "dialog"})
 # Whole class/id tokens that name site chrome ("site-header", "sidebar", "footer-widgets" …).
+# Not layout flags that name a sidebar the page has or lacks ("has-sidebar", "no-sidebar").
 _CHROME_NAME = re.compile(
-    r"(?:^|[\s_-])(header|masthead|footer|sidebar|banner|widgets?|topbar)(?:$|[\s_-])", re.I
+    r"(?:^|[\s_-])(?<!has-)(?<!no-)(?<!with-)(?<!without-)"
+    r"(header|masthead|footer|sidebar|banner|widgets?|topbar)(?:$|[\s_-])",
+    re.I,
 )
 _SKIPPED_NAME = re.compile(
     r"cookie|consent|gdpr|(?:^|[\s_-])(nav|navbar|navigation|menu|menubar|breadcrumbs?|"
@@ -99,6 +102,8 @@ _SKIPPED_NAME = re.compile(
     re.I,
 )
 _CONTENT_TAGS = frozenset({"article", "main"})
+# Their classes describe the page's state ("cookies-not-set", "menu-open"), not a component.
+_PAGE_TAGS = frozenset({"html", "body"})
 # What the walk needs to know of a tag, in one look-up per element:
 # (skipped with its subtree, ends a block, is article/main, chrome region it opens outside those).
 _TAG_KINDS: dict[str, tuple[bool, bool, bool, str | None]] = {
@@ -225,7 +230,7 @@ class _BlockCollector:
                 skipped_tag, is_block, is_content, chrome = kind_of(element.tag)
                 names = None if skipped_tag else element.keys()
                 if names and not read_attributes.isdisjoint(names):
-                    region, skip = self._classify(element.attrib, chrome, depth)
+                    region, skip = self._classify(element, chrome, depth)
                 else:  # most elements (links, images …): only the tag decides
                     region = chrome if chrome and depth == 0 else None
                     skip = skipped_tag
@@ -257,24 +262,29 @@ class _BlockCollector:
         return self.blocks
 
     def _classify(
-        self, named: Mapping[str, str], tag_region: str | None, content_depth: int
+        self, element: etree._Element, tag_region: str | None, content_depth: int
     ) -> tuple[str | None, bool]:
         """(chrome region an element with attributes opens or None, whether to skip it);
         `tag_region` is the region its tag opens (header …), `content_depth` counts the
         article/main elements around it."""
+        named = element.attrib
+        if named.get("hidden") is not None or named.get("aria-hidden") == "true":
+            return None, True
+        if element.tag in _PAGE_TAGS:
+            return None, False
         role = (named.get("role") or "").lower()
         skipped_name, chrome_name = self._names(named)
         if role in _SKIPPED_ROLES or skipped_name:
-            return None, True
-        if named.get("hidden") is not None or named.get("aria-hidden") == "true":
-            return None, True
+            return None, not _encloses_content(element)
         if tag_region and content_depth == 0:
-            return tag_region, False
-        if role in _CHROME_ROLES:
-            return _CHROME_ROLES[role], False
-        if chrome_name and content_depth == 0:
-            return chrome_name, False
-        return None, False
+            region = tag_region
+        elif role in _CHROME_ROLES:
+            region = _CHROME_ROLES[role]
+        elif chrome_name and content_depth == 0:
+            region = chrome_name
+        else:
+            return None, False
+        return (None if _encloses_content(element) else region), False
 
     def _names(self, named: Mapping[str, str]) -> tuple[bool, str | None]:
         """(id/class marks navigation or a cookie banner, chrome region the id/class names)."""
@@ -312,3 +322,9 @@ class _BlockCollector:
         if text:
             region = self.regions[-1]
             self.blocks.append(Block(text, region, region != "main", len(self.blocks)))
+
+
+def _encloses_content(element: etree._Element) -> bool:
+    """Whether `element` is or holds the page's main content (a wrapper named "site-header-wrap"
+    or "cookie-consent-set" around `<main>` is no header, no cookie banner)."""
+    return next(element.iter("main", "article"), None) is not None
