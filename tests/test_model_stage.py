@@ -55,7 +55,8 @@ def rules_with(tmp_path: Path, tiny_model: Path):
     def make(**settings: object) -> Path:
         rules = Path(shutil.copytree(DEFAULT_RULES_DIR, tmp_path / "rules", dirs_exist_ok=True))
         shutil.copy(tiny_model, rules / "tiny.npz")
-        lines = ["enabled: true", "file: tiny.npz", "categories: [efficacy_promise]"]
+        settings = {"categories": ["efficacy_promise"], **settings}
+        lines = ["enabled: true", "file: tiny.npz"]
         lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
         (rules / "model.yaml").write_text("\n".join(lines) + "\n")
         return rules
@@ -111,6 +112,21 @@ def test_min_probability_raises_the_bar(rules_with) -> None:
     assert Extractor(rules_with(min_probability=0.999)).extract_text(UNSEEN, lang_hint="en") == []
 
 
+def test_the_model_vetoes_a_rule_claim_it_gives_almost_no_chance(rules_with) -> None:
+    sentence = "Stem cells cured my knee arthritis after years of pain."
+    [claim] = Extractor(rules_with()).extract_text(sentence, lang_hint="en")
+    assert claim.rule_id == "en.efficacy.cure"
+    assert Extractor(rules_with(veto=0.999)).extract_text(sentence, lang_hint="en") == []
+    # A sentence the model does not read keeps the rules' claims, and so does a category the
+    # stage is not set up for.
+    for kept in (
+        rules_with(veto=0.999, min_words=20),
+        rules_with(veto=0.999, categories=["price"]),
+    ):
+        [same] = Extractor(kept).extract_text(sentence, lang_hint="en")
+        assert (same.rule_id, same.trigger) == (claim.rule_id, claim.trigger)
+
+
 def test_the_model_file_is_part_of_the_rules_version(rules_with, tmp_path: Path) -> None:
     rules = rules_with()
     before = Extractor(rules).version
@@ -127,7 +143,8 @@ def test_the_model_file_is_part_of_the_rules_version(rules_with, tmp_path: Path)
     [
         ({"categorys": ["price"]}, "categorys: unknown key"),
         ({"categories": ["pricing"]}, "categories: unknown category 'pricing'"),
-        ({"context": "site"}, "context: 'site' is not one of sentence, page"),
+        ({"context": "site"}, "context: 'site' is not one of sentence, page, any"),
+        ({"veto": 1}, "veto: a number from 0 up to"),
         ({"min_probability": 2}, "min_probability: a number from 0"),
         ({"cut": "loose"}, "cut: 'loose' is not one of precise, balanced, recall"),
         ({"min_words": -1}, "min_words: a whole number"),

@@ -109,10 +109,11 @@ class Extractor:
             lang = page.language(number)
             anchors = self.languages[lang].anchors_in(folded.text) if lang else []
             if anchors:
-                result = self._block_claims(block, lang, folded, anchors, done, page_context)
+                checked.append(self._block_claims(block, lang, folded, anchors, done, page_context))
+        if self.model is None:
+            for result in checked:
                 yield from result.claims
-                checked.append(result)
-        if self.model is not None:
+        else:
             yield from self._model_claims(checked, page_context)
 
     def _block_claims(
@@ -186,43 +187,63 @@ class Extractor:
     def _model_claims(
         self, checked: list[_CheckedBlock], page_context: _PageContext
     ) -> Iterator[ExtractedClaim]:
-        """Categories the model reads in checked sentences where the rules did not find them.
+        """The rules' claims less those the model vetoes, then the categories the model reads
+        in checked sentences where the rules did not find them.
 
         The page's sentences are scored in one call (a call per block would cost more than the
         rules themselves)."""
         assert self.model is not None
         model = self.model
-        medical = (
-            page_context.names_medical_term if model.sentence_context else page_context.is_medical
-        )
-        results = [r for r in checked if r.other_voice is not True]
-        # Cheap checks first: the model only reads sentences that could give a claim.
-        readable = [
-            [model.long_enough(s.lowered, r.lang) and medical(r.lang, s) for s, _ in r.sentences]
-            for r in results
-        ]
+        read = self._model_reads(checked, page_context)
         batch = [
             (s, r.lang)
-            for r, read in zip(results, readable, strict=True)
-            for (s, _), yes in zip(r.sentences, read, strict=True)
+            for r, reads in zip(checked, read, strict=True)
+            for (s, _), yes in zip(r.sentences, reads, strict=True)
             if yes
         ]
-        rows = iter(
-            model.categories_above([s.lowered for s, _ in batch], [lang for _, lang in batch])
-        )
-        for result, read in zip(results, readable, strict=True):
-            claims = [
-                claim
-                for (sentence, found), yes in zip(result.sentences, read, strict=True)
-                if yes
-                for claim in self._model_sentence_claims(
-                    result.block, result.lang, sentence, next(rows), found
+        readings = iter(model.read([s.lowered for s, _ in batch], [lang for _, lang in batch]))
+        added: list[list[ExtractedClaim]] = []
+        for result, reads in zip(checked, read, strict=True):
+            vetoed: set[tuple[str, str]] = set()
+            claims = []
+            for (sentence, found), yes in zip(result.sentences, reads, strict=True):
+                if not yes:
+                    continue
+                reading = next(readings)
+                vetoed.update((sentence.text, c) for c in reading.vetoed & found)
+                claims.extend(
+                    self._model_sentence_claims(
+                        result.block, result.lang, sentence, reading.above, found
+                    )
                 )
-            ]
+            yield from (c for c in result.claims if (c.text, c.category) not in vetoed)
             if claims and result.other_voice is None:
                 result.other_voice = self._in_other_voice(result.lang, result.all_sentences)
-            if claims and not result.other_voice:
-                yield from claims
+            added.append([] if result.other_voice else claims)
+        for claims in added:
+            yield from claims
+
+    def _model_reads(
+        self, checked: list[_CheckedBlock], page_context: _PageContext
+    ) -> list[list[bool]]:
+        """Per checked block (not in another voice) and sentence: whether the model reads it.
+        Cheap checks first: the model only reads sentences that could give a claim."""
+        assert self.model is not None
+        model = self.model
+        medical = {
+            "sentence": page_context.names_medical_term,
+            "page": page_context.is_medical,
+            "any": lambda _lang, _sentence: True,
+        }[model.context]
+        return [
+            [
+                result.other_voice is not True
+                and model.long_enough(s.lowered, result.lang)
+                and medical(result.lang, s)
+                for s, _ in result.sentences
+            ]
+            for result in checked
+        ]
 
     def _model_sentence_claims(
         self,

@@ -27,8 +27,9 @@ from monitor.extract.model import CUTS, DEFAULT_MODEL_PATH, ClaimModel
 from monitor.extract.rules import read_yaml
 
 MODEL_FILE = "model.yaml"
-_KEYS = {"enabled", "file", "categories", "cut", "min_probability", "min_words", "context"}
-_CONTEXTS = ("sentence", "page")
+_KEYS = {"enabled", "file", "categories", "cut", "min_probability", "min_words", "context", "veto"}
+# sentence: the sentence names a medical term; page: or its page is medical; any: no such test.
+CONTEXTS = ("sentence", "page", "any")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ class ModelStage:
     min_probability: float = 0.0
     # Sentences shorter than this (words; CJK: characters / 3) give the model too little to read.
     min_words: int = 0
-    # True ("context: sentence"): the sentence itself must name a term of context.yaml.
-    sentence_context: bool = True
+    # Which sentences the model reads (CONTEXTS): "sentence" — those naming a term of
+    # context.yaml; "page" — also every sentence of a medical page; "any" — every one.
+    context: str = "sentence"
+    # A rule's category on a sentence the model reads is dropped when the model gives it less.
+    veto: float = 0.0
 
     def long_enough(self, lowered: str, lang: str) -> bool:
         """Whether a sentence has `min_words` words (Japanese, Chinese: 3 characters a word)."""
@@ -52,21 +56,35 @@ class ModelStage:
             return len(lowered.split()) >= self.min_words
         return len(lowered) >= 3 * self.min_words
 
-    def categories_above(self, sentences: list[str], langs: list[str]) -> list[dict[str, float]]:
-        """Per folded sentence (in its language), each allowed category whose probability
-        reaches its threshold."""
+    def read(self, sentences: list[str], langs: list[str]) -> list[Reading]:
+        """The model's reading of each folded sentence (in its language), all in one call."""
         if not sentences:
             return []
         probabilities = self.model.probabilities(sentences, langs, folded=True)
+        categories = self.model.categories
         thresholds = self.model.cut(self.cut)
-        cuts = np.array([max(thresholds[c], self.min_probability) for c in self.model.categories])
-        allowed = np.array([c in self.categories for c in self.model.categories])
-        found = (probabilities >= cuts) & allowed
-        rows: list[dict[str, float]] = []
-        for row, hits in zip(probabilities, found, strict=True):
-            columns = np.flatnonzero(hits)
-            rows.append({self.model.categories[j]: float(row[j]) for j in columns})
-        return rows
+        cuts = np.array([max(thresholds[c], self.min_probability) for c in categories])
+        allowed = np.array([c in self.categories for c in categories])
+        above = (probabilities >= cuts) & allowed
+        low = (probabilities < self.veto) & allowed
+        readings = []
+        for row, hits, lows in zip(probabilities, above, low, strict=True):
+            readings.append(
+                Reading(
+                    {categories[j]: float(row[j]) for j in np.flatnonzero(hits)},
+                    frozenset(categories[j] for j in np.flatnonzero(lows)),
+                )
+            )
+        return readings
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the model reads in one sentence: the allowed categories at or above the cut (with
+    their probability), and the allowed categories under `veto`."""
+
+    above: dict[str, float]
+    vetoed: frozenset[str]
 
 
 def model_settings(rules_dir: Path) -> dict[str, Any] | None:
@@ -106,8 +124,11 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
     if file is not None and not isinstance(file, str):
         raise ConfigError(f"{path}: file: a path (relative to the rules folder) is required")
     context = data.get("context", "sentence")
-    if context not in _CONTEXTS:
-        raise ConfigError(f"{path}: context: {context!r} is not one of {', '.join(_CONTEXTS)}")
+    if context not in CONTEXTS:
+        raise ConfigError(f"{path}: context: {context!r} is not one of {', '.join(CONTEXTS)}")
+    veto = data.get("veto", 0.0)
+    if isinstance(veto, bool) or not isinstance(veto, int | float) or not 0 <= veto < 1:
+        raise ConfigError(f"{path}: veto: a number from 0 up to (not including) 1")
     return {
         "path": (rules_dir / file) if file else DEFAULT_MODEL_PATH,
         # The rest are the ModelStage's fields.
@@ -115,7 +136,8 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
         "cut": cut,
         "min_probability": float(floor),
         "min_words": min_words,
-        "sentence_context": context == "sentence",
+        "context": context,
+        "veto": float(veto),
     }
 
 
