@@ -103,6 +103,12 @@ def test_with_page_context_a_medical_page_is_enough(rules_with) -> None:
     assert sentence in texts
 
 
+def test_with_any_context_every_checked_sentence_is_read(rules_with) -> None:
+    bare = "Most people feel zorblax after one visit, and it lasts."
+    [claim] = Extractor(rules_with(context="any")).extract_text(bare, lang_hint="en")
+    assert claim.rule_id == "en.model.efficacy_promise"
+
+
 def test_short_headings_are_left_to_the_rules(rules_with) -> None:
     assert Extractor(rules_with(min_words=12)).extract_text(UNSEEN, lang_hint="en") == []
     assert Extractor(rules_with(min_words=8)).extract_text(UNSEEN, lang_hint="en") != []
