@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from claims_db.codebook import CATEGORIES
 from monitor.config import ConfigError
-from monitor.extract.model import DEFAULT_MODEL_PATH, ClaimModel, feature_buckets
+from monitor.extract.model import CUTS, DEFAULT_MODEL_PATH, ClaimModel, feature_buckets
 from monitor.extract.train import main as train_command
 
 CLEAR_SENTENCES = [
@@ -47,6 +47,40 @@ def test_shipped_model_is_small_and_loads_with_its_thresholds(model):
     assert all(0 < cut <= 1 for cut in model.thresholds.values())
     precise, balanced, recall = (model.cut(name) for name in ("precise", "balanced", "recall"))
     assert all(recall[c] <= balanced[c] <= precise[c] for c in CATEGORIES)
+
+
+def test_each_language_has_cuts_of_its_own(model):
+    assert set(model.language_cuts) == {"en", "ja", "zh"}
+    for lang in model.language_cuts:
+        precise, balanced, recall = (model.cut(name, lang) for name in CUTS)
+        assert all(recall[c] <= balanced[c] <= precise[c] for c in CATEGORIES)
+    # Probabilities run lower in Chinese: its cuts are lower than English ones.
+    assert (
+        model.cut("balanced", "zh")["efficacy_promise"]
+        < model.cut("balanced", "en")["efficacy_promise"]
+    )
+    # A language without cuts of its own gets the cuts for all.
+    assert model.cut("balanced", "ko") == model.cut("balanced")
+
+
+def test_saving_keeps_the_language_cuts_and_older_files_still_load(model, tmp_path):
+    model.save(tmp_path / "copy.npz")
+    assert _same_cuts(ClaimModel.load(tmp_path / "copy.npz"), model)
+    # A file of format 2 (before cuts per language) loads, with the cuts for all.
+    with np.load(DEFAULT_MODEL_PATH) as data:
+        arrays = {k: data[k] for k in data.files if not k.startswith(("cut_", "language_"))}
+    arrays["format_version"] = np.array(2)
+    np.savez_compressed(tmp_path / "old.npz", **arrays)
+    old = ClaimModel.load(tmp_path / "old.npz")
+    assert old.language_cuts == {} and old.cut("balanced", "zh") == old.cut("balanced")
+
+
+def _same_cuts(loaded: ClaimModel, original: ClaimModel) -> bool:
+    return all(
+        loaded.cut(name, lang) == pytest.approx(original.cut(name, lang))
+        for lang in ("en", "ja", "zh")
+        for name in CUTS
+    )
 
 
 @pytest.mark.parametrize(("sentence", "lang", "category"), CLEAR_SENTENCES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,27 @@ def test_a_second_category_on_a_rule_claim_needs_the_precise_cut(tiny_model: Pat
     # cut (1.0, never).
     claimed = extractor.extract_text("Stem cells cured my knee arthritis.", lang_hint="en")
     assert [c.rule_id for c in claimed] == ["en.efficacy.cure"]
+
+
+def test_each_language_is_read_at_its_own_cut(tiny_model: Path) -> None:
+    from monitor.extract.learned import ModelStage
+    from monitor.extract.model import ClaimModel
+
+    trained = ClaimModel.load(tiny_model)
+    never, always = dict.fromkeys(trained.categories, 1.0), dict.fromkeys(trained.categories, 0.0)
+    # The cuts for all never let a category through; English has cuts of its own that always do.
+    model = ClaimModel(
+        trained.categories,
+        trained.weights,
+        trained.bias,
+        never,
+        trained.bits,
+        never,
+        {"en": (always, always)},
+    )
+    extractor = Extractor(use_model=False)
+    extractor.model = ModelStage(model, frozenset({"efficacy_promise"}), cut="balanced")
+    [claim] = extractor.extract_text(UNSEEN, lang_hint="en")
+    assert claim.rule_id == "en.model.efficacy_promise"
+    extractor.model = ModelStage(replace(model, language_cuts={}), frozenset({"efficacy_promise"}))
+    assert extractor.extract_text(UNSEEN, lang_hint="en") == []

@@ -261,7 +261,7 @@ class Extractor:
                 continue
             # A second category on a sentence the rules already read as a claim needs the
             # precise cut: the model's probabilities leak between a sentence's categories.
-            if found and probability < self.model.model.thresholds[category]:
+            if found and probability < self.model.model.cut("precise", lang)[category]:
                 continue
             rule_id = f"{lang}.model.{category}"
             span = (0, len(sentence.lowered))  # the model reads the sentence as a whole

@@ -62,8 +62,13 @@ class ModelStage:
             return []
         probabilities = self.model.probabilities(sentences, langs, folded=True)
         categories = self.model.categories
-        thresholds = self.model.cut(self.cut)
-        cuts = np.array([max(thresholds[c], self.min_probability) for c in categories])
+        by_language = {lang: self.model.cut(self.cut, lang) for lang in set(langs)}
+        cuts = np.array(
+            [
+                [max(by_language[lang][c], self.min_probability) for c in categories]
+                for lang in langs
+            ]
+        )
         allowed = np.array([c in self.categories for c in categories])
         above = (probabilities >= cuts) & allowed
         low = (probabilities < self.veto) & allowed

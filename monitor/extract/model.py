@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ CHAR_NGRAMS = (2, 3, 4)
 # Longer texts are cut: a sentence is at most 600 characters in the extractor.
 MAX_CHARS = 2000
 CUTS = ("precise", "balanced", "recall")
-_FORMAT_VERSION = 2  # 2: recall thresholds stored too
+_FORMAT_VERSION = 3  # 2: recall thresholds stored too; 3: and cuts per language
+_READABLE_VERSIONS = (2, 3)
 
 _MASK = (1 << 64) - 1
 # An odd 64-bit base, so it has an inverse modulo 2^64 (substring hashes need it).
@@ -199,17 +200,25 @@ class ClaimModel:
     thresholds: dict[str, float]
     bits: int = HASH_BITS
     recall_thresholds: dict[str, float] | None = None
+    # Per language: its own (precise, F1-best) cuts. The model's probabilities run lower in one
+    # language than another, so one cut for all leaves recall behind where they run low.
+    language_cuts: dict[str, tuple[dict[str, float], dict[str, float]]] = field(
+        default_factory=dict
+    )
 
-    def cut(self, name: str) -> dict[str, float]:
+    def cut(self, name: str, lang: str | None = None) -> dict[str, float]:
         """Thresholds per category: ``precise`` (the shipped ones), ``recall`` (F1-best) or
-        ``balanced`` (half-way between)."""
-        recall = self.recall_thresholds or self.thresholds
+        ``balanced`` (half-way between) — `lang`'s own where the model has them."""
+        if lang in self.language_cuts:
+            precise, recall = self.language_cuts[lang]
+        else:
+            precise, recall = self.thresholds, self.recall_thresholds or self.thresholds
         if name == "precise":
-            return dict(self.thresholds)
+            return dict(precise)
         if name == "recall":
             return dict(recall)
         if name == "balanced":
-            return {c: (self.thresholds[c] + recall[c]) / 2 for c in self.categories}
+            return {c: (precise[c] + recall[c]) / 2 for c in self.categories}
         raise ValueError(f"unknown cut {name!r} (known: {', '.join(CUTS)})")
 
     @classmethod
@@ -226,8 +235,9 @@ class ClaimModel:
 
     @classmethod
     def _from_arrays(cls, data: np.lib.npyio.NpzFile) -> ClaimModel:
-        if int(data["format_version"]) != _FORMAT_VERSION:
-            raise ValueError(f"format version {int(data['format_version'])}")
+        version = int(data["format_version"])
+        if version not in _READABLE_VERSIONS:
+            raise ValueError(f"format version {version}")
         categories = tuple(str(c) for c in data["categories"])
         bits = int(data["bits"])
         weights = np.zeros(((1 << bits) + 1, len(categories)), dtype=np.float32)
@@ -236,11 +246,25 @@ class ClaimModel:
         recall = dict(
             zip(categories, data["recall_thresholds"].astype(float).tolist(), strict=True)
         )
-        return cls(categories, weights, data["bias"].astype(np.float32), thresholds, bits, recall)
+        languages = {}
+        if version >= 3:
+            for lang, precise, best in zip(
+                data["cut_languages"],
+                data["language_precise"],
+                data["language_recall"],
+                strict=True,
+            ):
+                languages[str(lang)] = (
+                    dict(zip(categories, precise.astype(float).tolist(), strict=True)),
+                    dict(zip(categories, best.astype(float).tolist(), strict=True)),
+                )
+        bias = data["bias"].astype(np.float32)
+        return cls(categories, weights, bias, thresholds, bits, recall, languages)
 
     def save(self, path: Path | str) -> None:
         """Write the model compactly: only non-zero rows, as float16."""
         used = np.flatnonzero(np.any(self.weights != 0, axis=1))
+        languages = sorted(self.language_cuts)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:  # a file object: np.savez would append ".npz" to a name
@@ -254,7 +278,15 @@ class ClaimModel:
                 bias=self.bias.astype(np.float32),
                 thresholds=np.array([self.thresholds[c] for c in self.categories]),
                 recall_thresholds=np.array([self.cut("recall")[c] for c in self.categories]),
+                cut_languages=np.array(languages, dtype=str),
+                language_precise=self._language_table(languages, 0),
+                language_recall=self._language_table(languages, 1),
             )
+
+    def _language_table(self, languages: list[str], which: int) -> np.ndarray:
+        """Languages × categories: each language's precise (0) or F1-best (1) cuts."""
+        rows = [[self.language_cuts[lang][which][c] for c in self.categories] for lang in languages]
+        return np.array(rows, dtype=float).reshape(len(languages), len(self.categories))
 
     def probabilities(
         self, sentences: Sequence[str], lang: str | Sequence[str], *, folded: bool = False

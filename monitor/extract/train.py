@@ -60,6 +60,8 @@ L2 = 1e-5
 LEARNING_RATE = 2.0
 # The model's threshold for adding a category the rules missed: out-of-fold precision this high.
 HIGH_PRECISION = 0.90
+# A language gets cuts of its own from this many training items (else the cuts for all).
+MIN_LANGUAGE_ITEMS = 300
 # Thresholds stay in this range: a tiny corpus can make the F1-best cut look extreme.
 THRESHOLD_RANGE = (0.05, 0.95)
 
@@ -188,11 +190,22 @@ def calibrate(probs: np.ndarray, labels: np.ndarray) -> tuple[dict[str, float], 
 
 
 def train(items: Sequence[dict[str, Any]]) -> ClaimModel:
-    """A model fitted on `items`, with both cuts calibrated by cross-validation on them."""
+    """A model fitted on `items`, with both cuts calibrated by cross-validation on them: for all
+    items, and for each language with at least MIN_LANGUAGE_ITEMS of them."""
     matrix = featurise(items)
-    f1, high = calibrate(out_of_fold(items, matrix), matrix.labels)
+    probs = out_of_fold(items, matrix)
+    f1, high = calibrate(probs, matrix.labels)
+    langs = np.array([item["lang"] for item in items])
+    by_language = {}
+    for lang in sorted(set(langs.tolist())):
+        chosen = langs == lang
+        if chosen.sum() >= MIN_LANGUAGE_ITEMS:
+            lang_f1, lang_high = calibrate(probs[chosen], matrix.labels[chosen])
+            by_language[lang] = (lang_high, lang_f1)
     model = fit(matrix)
-    return ClaimModel(model.categories, model.weights, model.bias, high, model.bits, f1)
+    return ClaimModel(
+        model.categories, model.weights, model.bias, high, model.bits, f1, by_language
+    )
 
 
 def read_sets(specs: Sequence[str]) -> list[dict[str, Any]]:
@@ -301,9 +314,10 @@ def main(specs: tuple[str, ...], out: Path, test_spec: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     pairs = [(i["text"], i["lang"]) for i in items]
     click.echo(f"trained on {len(items)} items → {out} ({out.stat().st_size / 1024:.0f} KiB)")
-    for cut in CUTS:
-        cuts = " ".join(f"{c}={t:.2f}" for c, t in model.cut(cut).items())
-        click.echo(f"thresholds ({cut}): {cuts}")
+    for lang in (None, *sorted(model.language_cuts)):
+        for cut in CUTS:
+            cuts = " ".join(f"{c}={t:.2f}" for c, t in model.cut(cut, lang).items())
+            click.echo(f"thresholds ({cut}{', ' + lang if lang else ''}): {cuts}")
     single, page = speed(ClaimModel.load(out), pairs)
     click.echo(f"predict: {single:.0f} µs per sentence; {page:.0f} µs per page of 40 sentences")
 
