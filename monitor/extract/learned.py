@@ -15,7 +15,7 @@ uses; the model file is part of the rules version, so retraining it changes the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +47,17 @@ class ModelStage:
     context: str = "sentence"
     # A rule's category on a sentence the model reads is dropped when the model gives it less.
     veto: float = 0.0
+    # Cuts per language as arrays (and, under "", the allowed categories), made on first use.
+    _cut_cache: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def long_enough(self, lowered: str, lang: str) -> bool:
         """Whether a sentence has `min_words` words (Japanese, Chinese: 3 characters a word)."""
         if not self.min_words:
             return True
-        if lang == "en":
-            return len(lowered.split()) >= self.min_words
+        if lang == "en":  # splitting stops once there are enough words
+            return len(lowered.split(None, self.min_words - 1)) >= self.min_words
         return len(lowered) >= 3 * self.min_words
 
     def read(self, sentences: list[str], langs: list[str]) -> list[Reading]:
@@ -61,26 +65,39 @@ class ModelStage:
         if not sentences:
             return []
         probabilities = self.model.probabilities(sentences, langs, folded=True)
+        above = (probabilities >= np.array([self._cuts(lang) for lang in langs])) & self._allowed
+        low = (probabilities < self.veto) & self._allowed
         categories = self.model.categories
-        by_language = {lang: self.model.cut(self.cut, lang) for lang in set(langs)}
-        cuts = np.array(
-            [
-                [max(by_language[lang][c], self.min_probability) for c in categories]
-                for lang in langs
-            ]
-        )
-        allowed = np.array([c in self.categories for c in categories])
-        above = (probabilities >= cuts) & allowed
-        low = (probabilities < self.veto) & allowed
-        readings = []
-        for row, hits, lows in zip(probabilities, above, low, strict=True):
-            readings.append(
-                Reading(
-                    {categories[j]: float(row[j]) for j in np.flatnonzero(hits)},
-                    frozenset(categories[j] for j in np.flatnonzero(lows)),
-                )
+        return [
+            Reading(
+                {categories[j]: float(row[j]) for j in np.flatnonzero(hits)} if hits.any() else {},
+                frozenset(categories[j] for j in np.flatnonzero(lows)) if lows.any() else _NONE,
             )
-        return readings
+            for row, hits, lows in zip(probabilities, above, low, strict=True)
+        ]
+
+    def _cuts(self, lang: str) -> np.ndarray:
+        """`lang`'s cut per model category (at least `min_probability`), computed once."""
+        cuts = self._cut_cache.get(lang)
+        if cuts is None:
+            by_category = self.model.cut(self.cut, lang)
+            cuts = np.array(
+                [max(by_category[c], self.min_probability) for c in self.model.categories]
+            )
+            self._cut_cache[lang] = cuts
+        return cuts
+
+    @property
+    def _allowed(self) -> np.ndarray:
+        """Which of the model's categories the stage may add or veto."""
+        allowed = self._cut_cache.get("")
+        if allowed is None:
+            allowed = np.array([c in self.categories for c in self.model.categories])
+            self._cut_cache[""] = allowed
+        return allowed
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
