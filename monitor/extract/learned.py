@@ -1,13 +1,13 @@
-"""The trained model as a second reader: categories the rules missed in a sentence they checked.
+"""The trained model as a second reader of the sentences the rules checked.
 
-Rules are precise but only as wide as the phrasings their authors thought of; the model
-(`monitor.extract.model`) has read every labelled sentence of several writers. It never
-overrides a rule. For each sentence the rules checked, a category the rules did not find is
-added when the model's probability reaches the model's threshold for it, the sentence is in the
-publisher's own voice (the exclusions of the language's rule file), and the sentence names a
-term of context.yaml (``context: sentence``, the default; with ``context: page`` any sentence of
-a medical page is read, as for the gated rules — more recall on pages, and several times the
-sentences to score).
+Rules are precise but only as wide as the phrasings their authors thought of, and they match
+words a sentence can have without making the claim; the model (`monitor.extract.model`) has read
+every labelled sentence of several writers. For each sentence the rules checked that it reads —
+by default those that name a term of context.yaml (``context: sentence``; ``page``: also every
+sentence of a medical page; ``any``: all) — a category the rules did not find is added when the
+model's probability reaches its language's cut and the sentence is in the publisher's own voice
+(the exclusions of the language's rule file), and a category the rules found is dropped when the
+model gives it less than ``veto``.
 
 ``config/rules/model.yaml`` switches the stage on and says which model file and categories it
 uses; the model file is part of the rules version, so retraining it changes the version.
@@ -47,10 +47,16 @@ class ModelStage:
     context: str = "sentence"
     # A rule's category on a sentence the model reads is dropped when the model gives it less.
     veto: float = 0.0
-    # Cuts per language as arrays (and, under "", the allowed categories), made on first use.
+    # Cuts per language as arrays, made on first use; which model categories the stage may add
+    # or veto.
     _cut_cache: dict[str, np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _allowed: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        allowed = np.array([c in self.categories for c in self.model.categories])
+        object.__setattr__(self, "_allowed", allowed)  # frozen: set once, here
 
     def long_enough(self, lowered: str, lang: str) -> bool:
         """Whether a sentence has `min_words` words (Japanese, Chinese: 3 characters a word)."""
@@ -86,15 +92,6 @@ class ModelStage:
             )
             self._cut_cache[lang] = cuts
         return cuts
-
-    @property
-    def _allowed(self) -> np.ndarray:
-        """Which of the model's categories the stage may add or veto."""
-        allowed = self._cut_cache.get("")
-        if allowed is None:
-            allowed = np.array([c in self.categories for c in self.model.categories])
-            self._cut_cache[""] = allowed
-        return allowed
 
 
 _NONE: frozenset[str] = frozenset()
