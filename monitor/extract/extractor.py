@@ -256,12 +256,13 @@ class Extractor:
         """The model's categories for one (medical) sentence that are in the publisher's voice."""
         assert self.model is not None
         rules = self.languages[lang]
+        # A second category on a sentence the rules already read as a claim needs the precise
+        # cut: the model's probabilities leak between a sentence's categories.
+        precise = self.model.model.cut("precise", lang) if found and row else {}
         for category, probability in row.items():
             if category in found or _excluded(rules, category, sentence.lowered):
                 continue
-            # A second category on a sentence the rules already read as a claim needs the
-            # precise cut: the model's probabilities leak between a sentence's categories.
-            if found and probability < self.model.model.cut("precise", lang)[category]:
+            if found and probability < precise[category]:
                 continue
             rule_id = f"{lang}.model.{category}"
             span = (0, len(sentence.lowered))  # the model reads the sentence as a whole

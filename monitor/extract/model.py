@@ -104,7 +104,8 @@ def hash_sentences(
 
     numpy calls cost about the same for one sentence as for forty, so a page's sentences are
     hashed together. Features: character n-grams, the language and, for English, words and word
-    bigrams. `lang` is the language of all sentences, or one per sentence. The bucket ``2**bits`` is padding (an n-gram past a sentence's end; no weight).
+    bigrams. `lang` is the language of all sentences, or one per sentence. The bucket
+    ``2**bits`` is padding (an n-gram past a sentence's end; no weight).
     `folded` sentences are already NFKC-normalised and case-folded (the extractor's): only their
     spaces are collapsed.
     """
@@ -242,10 +243,10 @@ class ClaimModel:
         bits = int(data["bits"])
         weights = np.zeros(((1 << bits) + 1, len(categories)), dtype=np.float32)
         weights[data["buckets"]] = data["values"].astype(np.float32)
-        thresholds = dict(zip(categories, data["thresholds"].astype(float).tolist(), strict=True))
-        recall = dict(
-            zip(categories, data["recall_thresholds"].astype(float).tolist(), strict=True)
-        )
+
+        def by_category(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(categories, values.astype(float).tolist(), strict=True))
+
         languages = {}
         if version >= 3:
             for lang, precise, best in zip(
@@ -254,10 +255,8 @@ class ClaimModel:
                 data["language_recall"],
                 strict=True,
             ):
-                languages[str(lang)] = (
-                    dict(zip(categories, precise.astype(float).tolist(), strict=True)),
-                    dict(zip(categories, best.astype(float).tolist(), strict=True)),
-                )
+                languages[str(lang)] = (by_category(precise), by_category(best))
+        thresholds, recall = by_category(data["thresholds"]), by_category(data["recall_thresholds"])
         bias = data["bias"].astype(np.float32)
         return cls(categories, weights, bias, thresholds, bits, recall, languages)
 

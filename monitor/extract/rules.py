@@ -170,10 +170,7 @@ class LanguageRules:
 def rules_version(rules_dir: Path, extra_files: tuple[Path, ...] = ()) -> str:
     """``<release>+<8 hex>``: the hash covers every rule file and `extra_files` (the model)."""
     digest = hashlib.sha256()
-    for path in sorted(rules_dir.glob("*.yaml")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    for path in extra_files:
+    for path in (*sorted(rules_dir.glob("*.yaml")), *extra_files):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return f"{RULES_RELEASE}+{digest.hexdigest()[:8]}"

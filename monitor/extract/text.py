@@ -66,7 +66,8 @@ _ENGLISH_WORDS = frozenset(
 )
 # Function words of the other languages clinics' neighbours write in (German, French, Spanish,
 # Portuguese, Italian, Dutch) that are not English words ("als", "die", "et al." are left out:
-# English has them): two of them outweigh a short text's English function words.
+# English has them), in ASCII letters as `_LATIN_WORD` reads them: two of them outweigh a short
+# text's English function words.
 _OTHER_LATIN_WORDS = frozenset(
     [
         "der",
@@ -116,8 +117,6 @@ _OTHER_LATIN_WORDS = frozenset(
         "da",
         "em",
         "uma",
-        "não",
-        "são",
         "il",
         "gli",
         "della",

@@ -252,10 +252,8 @@ def _variant_line(name: str, report: EvaluationReport) -> str:
     """Overall, per-language and two main categories' precision / recall on one line."""
     cells = [("all", ALL, ALL), *((lang, lang, ALL) for lang in LANGUAGES)]
     cells += [(c.split("_")[0], ALL, c) for c in CATEGORIES]
-    text = " ".join(
-        f"{label} {report.score(lang, cat).precision:.2f}/{report.score(lang, cat).recall:.2f}"
-        for label, lang, cat in cells
-    )
+    scores = ((label, report.score(lang, cat)) for label, lang, cat in cells)
+    text = " ".join(f"{label} {s.precision:.2f}/{s.recall:.2f}" for label, s in scores)
     return f"{name:<24} {text}"
 
 
