@@ -152,6 +152,7 @@ def test_the_model_file_is_part_of_the_rules_version(rules_with, tmp_path: Path)
         ({"categories": ["pricing"]}, "categories: unknown category 'pricing'"),
         ({"context": "site"}, "context: 'site' is not one of sentence, page, any"),
         ({"veto": 1}, "veto: a number from 0 up to"),
+        ({"sentences": "every"}, "sentences: 'every' is not one of checked, all"),
         ({"min_probability": 2}, "min_probability: a number from 0"),
         ({"cut": "loose"}, "cut: 'loose' is not one of precise, balanced, recall"),
         ({"min_words": -1}, "min_words: a whole number"),
@@ -224,3 +225,57 @@ def test_each_language_is_read_at_its_own_cut(tiny_model: Path) -> None:
     assert claim.rule_id == "en.model.efficacy_promise"
     extractor.model = ModelStage(replace(model, language_cuts={}), frozenset({"efficacy_promise"}))
     assert extractor.extract_text(UNSEEN, lang_hint="en") == []
+
+
+# No anchor word of the rules: only a model that reads every sentence sees this one.
+UNANCHORED = "Mothers describe zorblax in their children weeks after the infusion."
+
+
+def test_with_all_sentences_the_model_reads_sentences_without_anchor_words(rules_with) -> None:
+    assert Extractor(rules_with()).extract_text(UNANCHORED, lang_hint="en") == []
+    [claim] = Extractor(rules_with(sentences="all")).extract_text(UNANCHORED, lang_hint="en")
+    assert claim.rule_id == "en.model.efficacy_promise"
+    # The context test still applies: without a medical term the sentence is not read.
+    bare = "Mothers describe zorblax in their children weeks after the concert."
+    assert Extractor(rules_with(sentences="all")).extract_text(bare, lang_hint="en") == []
+
+
+def test_evaluate_pages_reads_the_items_of_one_page_together(rules_with, tmp_path: Path) -> None:
+    from monitor.extract.cli import evaluate_command
+
+    # Alone, the second item names no medical term; on its page, the first makes the page
+    # medical, and with `context: page` the model reads it.
+    url = "https://clinic.example/stories"
+    first = "Our clinic offers stem cell treatment, PRP injections and infusions for arthritis."
+    second = "Most people feel zorblax after one visit, and it lasts."
+    items = [
+        {"id": "p-1", "text": first, "lang": "en", "labels": [], "source_url": url},
+        {
+            "id": "p-2",
+            "text": second,
+            "lang": "en",
+            "labels": ["efficacy_promise"],
+            "source_url": url,
+        },
+    ]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "en.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    args = ["--corpus", str(corpus), "--rules", str(rules_with(context="page"))]
+    args += ["--split", "all", "--format", "json"]
+
+    def overall(*extra: str) -> dict:
+        result = CliRunner().invoke(evaluate_command, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        return next(s for s in data["scores"] if s["lang"] == s["category"] == "all") | {
+            "items": data["items"]
+        }
+
+    alone, together = overall(), overall("--pages")
+    assert (alone["recall"], alone["items"]) == (0.0, 2)
+    assert (together["recall"], together["items"]) == (1.0, 2)
+    # p-2 is in the held-out part, p-1 in the dev part: only p-2 is counted, p-1 still read.
+    args[args.index("all")] = "held-out"
+    held_out = overall("--pages")
+    assert (held_out["recall"], held_out["items"]) == (1.0, 1)

@@ -45,6 +45,11 @@ DEFAULT_CORPUS = Path("tests/labelled")
     default=None,
     help="Only this part of the corpus (default: a dev / held-out / all summary, then all).",
 )
+@click.option(
+    "--pages",
+    is_flag=True,
+    help="Read the items of one source_url as one page (its blocks, in corpus order).",
+)
 @click.option("--mistakes", is_flag=True, help="Also list the items the extractor got wrong.")
 @click.option(
     "--rules-only",
@@ -56,13 +61,15 @@ def evaluate_command(
     output_format: str,
     rules_dir: Path | None,
     split: str | None,
+    pages: bool,
     mistakes: bool,
     rules_only: bool,
 ) -> None:
     """Print precision, recall, F1 and support per category and language, and overall.
 
     Look for classes of errors with ``--mistakes --split dev`` only; the held-out figures are the
-    honest ones.
+    honest ones. ``--pages`` reads a real-text corpus as the pages its items came from, so the
+    page's context counts, as it does on the web.
 
     Example: clinicwatch evaluate --corpus tests/labelled_real --split held-out
     """
@@ -71,9 +78,9 @@ def evaluate_command(
             Extractor(rules_dir, use_model=False) if rules_only else load_extractor(rules_dir)
         )
         if split:
-            reports = {split: evaluate(corpus_dir, extractor, split)}
+            reports = {split: evaluate(corpus_dir, extractor, split, pages=pages)}
         else:
-            reports = evaluate_splits(corpus_dir, extractor)
+            reports = evaluate_splits(corpus_dir, extractor, pages=pages)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     shown = reports[split or ALL]

@@ -31,7 +31,12 @@ from monitor.extract.rules import (
     load_rules,
     rules_version,
 )
-from monitor.extract.text import detect_language, normalise_sentence, split_sentences
+from monitor.extract.text import (
+    clean_block,
+    detect_language,
+    normalise_sentence,
+    split_sentences,
+)
 from monitor.records import ExtractedClaim, unique_claims
 
 # Clause ends bound the negation window: "no surgery, and it repairs cartilage" is not negated.
@@ -91,24 +96,32 @@ class Extractor:
 
     def extract_text(self, text: str, *, lang_hint: str | None = None) -> list[ExtractedClaim]:
         """Claims in plain text; blank lines separate blocks."""
-        from monitor.extract.text import clean_block
-
         pieces = (clean_block(p) for p in re.split(r"\n\s*\n", text))
         blocks = [Block(p, index=i) for i, p in enumerate(pieces) if p]
         return unique_claims(self._claims(blocks, lang_hint))
+
+    def extract_blocks(
+        self, texts: list[str], *, lang_hint: str | None = None
+    ) -> list[ExtractedClaim]:
+        """Claims in the blocks of one page, given as texts in page order; a claim's
+        `block_index` is the position of its text in `texts`."""
+        blocks = [Block(clean_block(t), index=i) for i, t in enumerate(texts)]
+        return unique_claims(self._claims([b for b in blocks if b.text], lang_hint))
 
     def _claims(self, blocks: list[Block], hint: str | None) -> Iterator[ExtractedClaim]:
         done: set[str] = set()  # a repeated sentence gives the same claims: do it once
         page = _PageBlocks([fold(block.text) for block in blocks], hint, self.languages)
         page_context = _PageContext(self.context, self.attributes, page)
         checked: list[_CheckedBlock] = []
+        every_sentence = self.model is not None and self.model.sentences == "all"
         for number, (block, folded) in enumerate(zip(blocks, page.folded, strict=True)):
-            # Most blocks hold no anchor of any language: they need no language and no sentences.
-            if not self.any_anchor.occurs_in(folded.text):
+            # Most blocks hold no anchor of any language: they need no language and no sentences
+            # (unless the model reads every sentence).
+            if not every_sentence and not self.any_anchor.occurs_in(folded.text):
                 continue
             lang = page.language(number)
             anchors = self.languages[lang].anchors_in(folded.text) if lang else []
-            if anchors:
+            if anchors or (lang and every_sentence):
                 checked.append(self._block_claims(block, lang, folded, anchors, done, page_context))
         if self.model is None:
             for result in checked:
@@ -130,18 +143,23 @@ class Extractor:
         spans = list(split_sentences(lowered, lang))
         result = _CheckedBlock(block, lang, [lowered[a:b] for a, b in spans])
         checked: list[str] = []
+        every_sentence = self.model is not None and self.model.sentences == "all"
         for start, end in spans:
             low = lowered[start:end]
-            if low in done or not any(a in low for a in anchors):
+            if low in done:
+                continue
+            anchored = any(a in low for a in anchors)
+            if not anchored and not every_sentence:
                 continue
             done.add(low)
             checked.append(low)
             sentence = _verbatim_sentence(block.text, folded, start, end)
             found: set[str] = set()
-            for claim in self._sentence_claims(block, lang, sentence):
-                if page_context.allows(claim.rule_id, lang, sentence):
-                    result.claims.append(claim)
-                    found.add(claim.category)
+            if anchored:  # without an anchor word no rule can match: the model's alone
+                for claim in self._sentence_claims(block, lang, sentence):
+                    if page_context.allows(claim.rule_id, lang, sentence):
+                        result.claims.append(claim)
+                        found.add(claim.category)
             result.sentences.append((sentence, found))
         # Judged only for blocks with claims: most blocks have none, and this reads every sentence.
         if result.claims:
