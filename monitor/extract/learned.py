@@ -27,9 +27,22 @@ from monitor.extract.model import CUTS, DEFAULT_MODEL_PATH, ClaimModel
 from monitor.extract.rules import read_yaml
 
 MODEL_FILE = "model.yaml"
-_KEYS = {"enabled", "file", "categories", "cut", "min_probability", "min_words", "context", "veto"}
+_KEYS = {
+    "enabled",
+    "file",
+    "categories",
+    "cut",
+    "min_probability",
+    "min_words",
+    "context",
+    "veto",
+    "sentences",
+}
 # sentence: the sentence names a medical term; page: or its page is medical; any: no such test.
 CONTEXTS = ("sentence", "page", "any")
+# checked: the sentences the rules checked (they hold an anchor word); all: every sentence of a
+# block in a language with rules.
+SENTENCES = ("checked", "all")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,10 @@ class ModelStage:
     context: str = "sentence"
     # A rule's category on a sentence the model reads is dropped when the model gives it less.
     veto: float = 0.0
+    # Which sentences are offered to the model (SENTENCES): "checked" — those holding an anchor
+    # word of the rules; "all" — every one (a patient's story rarely names what the rules look
+    # for). The context and length tests apply either way.
+    sentences: str = "checked"
     # Cuts per language as arrays, made on first use; which model categories the stage may add
     # or veto.
     _cut_cache: dict[str, np.ndarray] = field(
@@ -148,6 +165,9 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
     veto = data.get("veto", 0.0)
     if isinstance(veto, bool) or not isinstance(veto, int | float) or not 0 <= veto < 1:
         raise ConfigError(f"{path}: veto: a number from 0 up to (not including) 1")
+    sentences = data.get("sentences", "checked")
+    if sentences not in SENTENCES:
+        raise ConfigError(f"{path}: sentences: {sentences!r} is not one of {', '.join(SENTENCES)}")
     return {
         "path": (rules_dir / file) if file else DEFAULT_MODEL_PATH,
         # The rest are the ModelStage's fields.
@@ -157,6 +177,7 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
         "min_words": min_words,
         "context": context,
         "veto": float(veto),
+        "sentences": sentences,
     }
 
 
