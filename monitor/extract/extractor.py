@@ -108,12 +108,17 @@ class Extractor:
         blocks = [Block(clean_block(t), index=i) for i, t in enumerate(texts)]
         return unique_claims(self._claims([b for b in blocks if b.text], lang_hint))
 
+    @property
+    def _model_reads_every_sentence(self) -> bool:
+        """model.yaml's ``sentences: all``: sentences without an anchor word are read too."""
+        return self.model is not None and self.model.sentences == "all"
+
     def _claims(self, blocks: list[Block], hint: str | None) -> Iterator[ExtractedClaim]:
         done: set[str] = set()  # a repeated sentence gives the same claims: do it once
         page = _PageBlocks([fold(block.text) for block in blocks], hint, self.languages)
         page_context = _PageContext(self.context, self.attributes, page)
         checked: list[_CheckedBlock] = []
-        every_sentence = self.model is not None and self.model.sentences == "all"
+        every_sentence = self._model_reads_every_sentence
         for number, (block, folded) in enumerate(zip(blocks, page.folded, strict=True)):
             # Most blocks hold no anchor of any language: they need no language and no sentences
             # (unless the model reads every sentence).
@@ -143,7 +148,7 @@ class Extractor:
         spans = list(split_sentences(lowered, lang))
         result = _CheckedBlock(block, lang, [lowered[a:b] for a, b in spans])
         checked: list[str] = []
-        every_sentence = self.model is not None and self.model.sentences == "all"
+        every_sentence = self._model_reads_every_sentence
         for start, end in spans:
             low = lowered[start:end]
             if low in done:

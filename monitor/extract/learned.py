@@ -4,7 +4,8 @@ Rules are precise but only as wide as the phrasings their authors thought of, an
 words a sentence can have without making the claim; the model (`monitor.extract.model`) has read
 every labelled sentence of several writers. For each sentence the rules checked that it reads —
 by default those that name a term of context.yaml (``context: sentence``; ``page``: also every
-sentence of a medical page; ``any``: all) — a category the rules did not find is added when the
+sentence of a medical page; ``any``: all; with ``sentences: all``, also the sentences without an
+anchor word the rules skip) — a category the rules did not find is added when the
 model's probability reaches its language's cut and the sentence is in the publisher's own voice
 (the exclusions of the language's rule file), and a category the rules found is dropped when the
 model gives it less than ``veto``.
