@@ -1,6 +1,7 @@
-"""The third writer's set (tests/labelled_extra/), the real-text set (tests/labelled_real/) and
-the ordinary-text negatives (tests/labelled_general/) are well formed, distinct from the other
-sets, and as large as docs/corpus.md says."""
+"""The third writer's set (tests/labelled_extra/), the real-text set (tests/labelled_real/), the
+ordinary-text negatives (tests/labelled_general/) and the neutral medical text
+(tests/labelled_medical/) are well formed, distinct from the other sets, and as large as
+docs/corpus.md says."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SETS = {
     "labelled_extra": ("x", frozenset(), 300),
     "labelled_real": ("r", frozenset({"source_url"}), 240),
     "labelled_general": ("g", frozenset({"source_url"}), 150),
+    "labelled_medical": ("m", frozenset({"source_url"}), 250),
 }
 CLAIM_SETS = ("labelled_extra", "labelled_real")
 MIN_NEGATIVE_SHARE = 0.40
@@ -54,6 +56,14 @@ def test_negatives_are_plentiful_and_every_category_is_present(folder: str, lang
     counts = Counter(label for i in items for label in i["labels"])
     assert set(counts) == CATEGORIES
     assert counts["efficacy_promise"] >= 30
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_medical_set_is_neutral_medical_text(lang: str) -> None:
+    items = load("labelled_medical", lang)
+    assert sum(1 for i in items if not i["labels"]) / len(items) >= 0.95
+    neutral = Counter(i["kind"] for i in items)
+    assert neutral["disease_description"] + neutral["neutral_procedure"] >= len(items) / 2
 
 
 @pytest.mark.parametrize("lang", LANGS)
