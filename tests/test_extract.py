@@ -256,6 +256,22 @@ def test_evaluate_command_prints_table_and_json(tiny_corpus: Path) -> None:
     assert overall["support"] == 3 and overall["tp"] == 2
 
 
+def test_the_table_counts_false_claims_on_a_set_of_negatives(tmp_path: Path) -> None:
+    # Two negatives; the first is an efficacy promise in the words of a clinic, the second none.
+    rows = [
+        {"text": "Our stem cell therapy cures arthritis in most patients.", "lang": "en"},
+        {"text": "The clinic is closed on public holidays.", "lang": "en"},
+    ]
+    lines = [json.dumps({**row, "labels": []}) for row in rows]
+    (tmp_path / "en.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    table = CliRunner().invoke(evaluate_command, ["--corpus", str(tmp_path), "--split", "all"])
+    assert table.exit_code == 0, table.output
+    header = next(line for line in table.output.splitlines() if line.startswith("lang"))
+    assert header.split()[-1] == "false"
+    overall = next(line for line in table.output.splitlines() if line.startswith("all   all"))
+    assert overall.split()[-2:] == ["0", "1"]  # no label to find, one false claim
+
+
 def test_evaluate_command_reports_a_missing_corpus(tmp_path: Path) -> None:
     result = CliRunner().invoke(evaluate_command, ["--corpus", str(tmp_path)])
     assert result.exit_code == 1

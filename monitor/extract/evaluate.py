@@ -231,15 +231,17 @@ def _count(report: EvaluationReport, lang: str, expected: set[str], predicted: s
 
 
 def format_table(report: EvaluationReport) -> str:
-    """A plain-text table, one row per (language, category)."""
+    """A plain-text table, one row per (language, category); `false` counts the claims found that
+    the labels do not have (on a set of negatives, the figure that matters)."""
     lines = [
         f"rules {report.rules_version} · {report.items} labelled items",
-        f"{'lang':<5} {'category':<22} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}",
+        f"{'lang':<5} {'category':<22} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"
+        f" {'false':>6}",
     ]
     for (lang, category), score in sorted(report.scores.items(), key=_cell_order):
         lines.append(
             f"{lang:<5} {category:<22} {score.precision:>9.3f} {score.recall:>7.3f} "
-            f"{score.f1:>6.3f} {score.support:>8}"
+            f"{score.f1:>6.3f} {score.support:>8} {score.fp:>6}"
         )
     return "\n".join(lines)
 
