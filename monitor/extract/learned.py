@@ -39,7 +39,8 @@ _KEYS = {
     "veto",
     "sentences",
 }
-# sentence: the sentence names a medical term; page: or its page is medical; any: no such test.
+# The first of each is the default. sentence: the sentence names a medical term; page: or its
+# page is medical; any: no such test.
 CONTEXTS = ("sentence", "page", "any")
 # checked: the sentences the rules checked (they hold an anchor word); all: every sentence of a
 # block in a language with rules.
@@ -148,38 +149,39 @@ def model_settings(rules_dir: Path) -> dict[str, Any] | None:
             raise ConfigError(
                 f"{path}: categories: unknown category {category!r} (known: {', '.join(CATEGORIES)})"
             )
-    cut = data.get("cut", "precise")
-    if cut not in CUTS:
-        raise ConfigError(f"{path}: cut: {cut!r} is not one of {', '.join(CUTS)}")
     min_words = data.get("min_words", 0)
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
         raise ConfigError(f"{path}: min_words: a whole number ≥ 0 is required")
-    floor = data.get("min_probability", 0.0)
-    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor < 1:
-        raise ConfigError(f"{path}: min_probability: a number from 0 up to (not including) 1")
     file = data.get("file")
     if file is not None and not isinstance(file, str):
         raise ConfigError(f"{path}: file: a path (relative to the rules folder) is required")
-    context = data.get("context", "sentence")
-    if context not in CONTEXTS:
-        raise ConfigError(f"{path}: context: {context!r} is not one of {', '.join(CONTEXTS)}")
-    veto = data.get("veto", 0.0)
-    if isinstance(veto, bool) or not isinstance(veto, int | float) or not 0 <= veto < 1:
-        raise ConfigError(f"{path}: veto: a number from 0 up to (not including) 1")
-    sentences = data.get("sentences", "checked")
-    if sentences not in SENTENCES:
-        raise ConfigError(f"{path}: sentences: {sentences!r} is not one of {', '.join(SENTENCES)}")
     return {
         "path": (rules_dir / file) if file else DEFAULT_MODEL_PATH,
         # The rest are the ModelStage's fields.
         "categories": frozenset(categories),
-        "cut": cut,
-        "min_probability": float(floor),
+        "cut": _choice(path, data, "cut", CUTS),
+        "min_probability": _fraction(path, data, "min_probability"),
         "min_words": min_words,
-        "context": context,
-        "veto": float(veto),
-        "sentences": sentences,
+        "context": _choice(path, data, "context", CONTEXTS),
+        "veto": _fraction(path, data, "veto"),
+        "sentences": _choice(path, data, "sentences", SENTENCES),
     }
+
+
+def _choice(path: Path, data: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    """The value of `key`, one of `choices` (default: the first)."""
+    value = data.get(key, choices[0])
+    if value not in choices:
+        raise ConfigError(f"{path}: {key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _fraction(path: Path, data: dict[str, Any], key: str) -> float:
+    """The value of `key`, a number from 0 up to (not including) 1 (default 0)."""
+    value = data.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ConfigError(f"{path}: {key}: a number from 0 up to (not including) 1")
+    return float(value)
 
 
 def model_file(rules_dir: Path) -> Path | None:
